@@ -1,0 +1,140 @@
+"""What every waiter (trigger, sensor poke, operator wait) says and decides about one resource.
+
+A trigger in the triggerer, a sensor poking from a worker and an operator waiting without deferring
+all watch a video or an analysis the same way: the same status vocabulary, the same one-line log per
+status change, the same single warning for an undocumented status, and the same messages for the
+same outcomes. This module holds that once. Nothing here performs I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_aiontheball.exceptions import (
+    AIOnTheBallAuthError,
+    AIOnTheBallNotFoundError,
+    AIOnTheBallTerminalError,
+    AIOnTheBallWaitError,
+)
+from airflow_provider_aiontheball.hooks._client import describe_failure, is_transient
+from airflow_provider_aiontheball.polling import ErrorBudget, format_duration
+from airflow_provider_aiontheball.statuses import Outcome, StatusVocabulary, UnknownStatusLogger
+
+
+@dataclass
+class WaitObserver:
+    """Tracks one resource's status for one waiter and words what happens to it.
+
+    :param vocabulary: the resource's status vocabulary (its ``resource`` names it in messages).
+    :param resource_id: the id of the video or analysis.
+    :param conn_id: the Airflow connection id (named when access is refused).
+    :param log: where status changes are logged (``self.log`` of the trigger/sensor/operator).
+    :param describe: how a resource's state reads in a log line (default: its status).
+    """
+
+    vocabulary: StatusVocabulary
+    resource_id: int
+    conn_id: str
+    log: Any
+    describe: Callable[[dict[str, Any]], str] = field(default=lambda resource: str(resource.get("status")))
+    clock: Callable[[], float] = time.monotonic
+    last_status: str | None = field(default=None, init=False)
+    _last_change: float = field(default=0.0, init=False)
+    _unknown: UnknownStatusLogger = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._unknown = UnknownStatusLogger(self.vocabulary, self.log)
+        self._last_change = self.clock()
+
+    @property
+    def name(self) -> str:
+        return f"{self.vocabulary.resource} {self.resource_id}"
+
+    def observe(self, resource: dict[str, Any]) -> Outcome:
+        """Record one fetched state, log it if it changed, and classify it."""
+        raw = resource.get("status")
+        status = None if raw is None else str(raw)
+        self._unknown.check(self.resource_id, status)
+        if status != self.last_status:
+            now = self.clock()
+            if self.last_status is None:
+                self.log.info("%s: %s", self.name, self.describe(resource))
+            else:
+                self.log.info(
+                    "%s: %s → %s after %s",
+                    self.name,
+                    self.last_status,
+                    self.describe(resource),
+                    format_duration(now - self._last_change),
+                )
+            self.last_status, self._last_change = status, now
+        return self.vocabulary.classify(status)
+
+    # -- messages, identical wherever the wait runs -------------------------------------------------
+
+    def succeeded(self, waited: float) -> str:
+        return f"{self.name} is {self.last_status} after {format_duration(waited)}"
+
+    def failed(self) -> str:
+        return f"{self.name} ended with status {self.last_status!r}; waiting longer cannot change that"
+
+    def timed_out(self, waited: float) -> str:
+        return (
+            f"{self.name} did not finish before the deadline: still {self.last_status or 'not seen'} "
+            f"after {format_duration(waited)}"
+        )
+
+    def gave_up(self, budget_description: str) -> str:
+        return f"gave up waiting for {self.name}: the API kept failing ({budget_description})"
+
+    def terminal_error_message(self, exc: Exception) -> str | None:
+        """The message for an error that ends the wait for good (resource gone, access refused), else None."""
+        if isinstance(exc, AIOnTheBallNotFoundError):
+            return f"{self.name} no longer exists ({exc.detail})"
+        if isinstance(exc, AIOnTheBallAuthError):
+            return (
+                f"connection {self.conn_id!r} was refused with {exc.status_code} while waiting for {self.name}: "
+                f"check its API token and access ({exc.detail})"
+            )
+        return None
+
+
+def poll_once(
+    observer: WaitObserver, budget: ErrorBudget, fetch: Callable[[], dict[str, Any]], waited: float
+) -> dict[str, Any] | None:
+    """One synchronous poll for a sensor's ``poke`` or an operator's non-deferred wait.
+
+    :return: the resource once it succeeded; ``None`` while it is in progress, or after a transient
+        failure the error budget still tolerates.
+    :raises AIOnTheBallTerminalError: the resource failed, is gone, or access was refused (no retries).
+    :raises AIOnTheBallWaitError: transient failures outlasted the error budget (Airflow retries apply).
+    """
+    try:
+        resource = fetch()
+    except Exception as exc:
+        if (message := observer.terminal_error_message(exc)) is not None:
+            raise AIOnTheBallTerminalError(message) from exc
+        if not is_transient(exc):
+            raise
+        reason = describe_failure(exc)
+        if budget.record_failure(reason):
+            raise AIOnTheBallWaitError(observer.gave_up(budget.describe())) from exc
+        observer.log.warning(
+            "%s: poll failed with %s (%d of %d tolerated in a row)",
+            observer.name,
+            reason,
+            budget.consecutive,
+            budget.max_consecutive,
+        )
+        return None
+    budget.record_success()
+    outcome = observer.observe(resource)
+    if outcome is Outcome.SUCCESS:
+        observer.log.info(observer.succeeded(waited))
+        return resource
+    if outcome is Outcome.FAILED:
+        raise AIOnTheBallTerminalError(observer.failed())
+    return None

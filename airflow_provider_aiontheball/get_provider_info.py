@@ -1,0 +1,98 @@
+"""Provider metadata for Airflow's providers manager (entry point ``apache_airflow_provider``).
+
+The connection form is described once, here: Airflow 3 reads ``conn-fields`` and
+``ui-field-behaviour`` from this dict, and Airflow 2's form is built by
+:meth:`AIOnTheBallHook.get_ui_field_behaviour` / ``get_connection_form_widgets`` from the same constants.
+Nothing here imports Airflow or an HTTP library.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_aiontheball import __version__
+
+PACKAGE_NAME = "airflow-provider-aiontheball"
+INTEGRATION_NAME = "AI on the Ball"
+CONN_TYPE = "aiontheball"
+HOOK_NAME = "AI on the Ball"
+HOOK_CLASS_NAME = "airflow_provider_aiontheball.hooks.aiontheball.AIOnTheBallHook"
+DEFAULT_BASE_URL = "https://aiontheball.nl/api/v1"
+
+#: Connection fields the form does not use: the base URL lives in ``host``, the token in ``password``.
+#: ``extra`` stays visible so that settings without a form field can still be given as JSON.
+HIDDEN_FIELDS = ["schema", "port", "login"]
+RELABELING = {"host": "Base URL", "password": "API token"}
+PLACEHOLDERS = {
+    "host": DEFAULT_BASE_URL,
+    "password": "token issued by support@smart11.ai",
+    "timeout": "60",
+    "connect_timeout": "10",
+    "retry_limit": "5",
+}
+
+#: Extra fields of the connection (stored in ``extra``), with the defaults the hooks apply.
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "timeout": {
+        "label": "Read timeout (seconds)",
+        "schema": {"type": ["number", "null"], "default": 60},
+        "description": "Seconds to wait for each response before giving up on that attempt.",
+    },
+    "connect_timeout": {
+        "label": "Connect timeout (seconds)",
+        "schema": {"type": ["number", "null"], "default": 10},
+        "description": "Seconds to wait for a TCP/TLS connection to the API.",
+    },
+    "retry_limit": {
+        "label": "Retry limit",
+        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+        "description": "Retries of a request after a transient failure (connection error, 429, 502-504).",
+    },
+}
+
+
+def get_ui_field_behaviour() -> dict[str, Any]:
+    """Return the connection form behaviour in the shape ``BaseHook.get_ui_field_behaviour`` uses."""
+    return {
+        "hidden_fields": list(HIDDEN_FIELDS),
+        "relabeling": dict(RELABELING),
+        "placeholders": dict(PLACEHOLDERS),
+    }
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's metadata; validated against Airflow's ``provider_info.schema.json`` in tests."""
+    behaviour = get_ui_field_behaviour()
+    return {
+        "package-name": PACKAGE_NAME,
+        "name": INTEGRATION_NAME,
+        "description": "`AI on the Ball <https://aiontheball.nl>`__ Insight API: football match videos in, "
+        "tracking, possession and event data out.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION_NAME,
+                "external-doc-url": "https://docs.aiontheball.nl/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": INTEGRATION_NAME,
+                "python-modules": ["airflow_provider_aiontheball.hooks.aiontheball"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": CONN_TYPE,
+                "hook-class-name": HOOK_CLASS_NAME,
+                "hook-name": HOOK_NAME,
+                "ui-field-behaviour": {
+                    "hidden-fields": behaviour["hidden_fields"],
+                    "relabeling": behaviour["relabeling"],
+                    "placeholders": behaviour["placeholders"],
+                },
+                "conn-fields": CONN_FIELDS,
+            }
+        ],
+    }

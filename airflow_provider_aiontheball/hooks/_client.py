@@ -1,0 +1,537 @@
+"""The transport-independent half of the API client, shared by the sync and the async hook.
+
+Everything that must be decided the same way whether a request goes out through ``requests`` (tasks)
+or ``aiohttp`` (the triggerer) lives here, once:
+
+* :class:`ClientSettings` — base URL (with the plain-http rule), token, timeouts, retry policy, headers;
+* :class:`ApiRequest` — what to send and how to read the answer (envelope, idempotency);
+* :func:`interpret_response` — HTTP status → result or typed exception, message building, truncation;
+* :func:`retry_options` — the tenacity policy: what is retried, backoff with jitter, ``Retry-After``;
+* :func:`is_transient` — what a waiting trigger may tolerate within its error budget;
+* pagination (:func:`page_items`, :func:`next_page_request`).
+
+Nothing here performs I/O or imports an HTTP library.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from airflow_provider_aiontheball import __version__
+from airflow_provider_aiontheball.exceptions import (
+    AIOnTheBallAPIError,
+    AIOnTheBallConfigurationError,
+    AIOnTheBallInvalidResponseError,
+    AIOnTheBallRateLimitError,
+    AIOnTheBallServerError,
+    AIOnTheBallTransportError,
+    api_error_class,
+    truncate,
+)
+from airflow_provider_aiontheball.get_provider_info import CONN_FIELDS, CONN_TYPE, DEFAULT_BASE_URL
+
+if TYPE_CHECKING:
+    import tenacity
+
+DEFAULT_CONN_ID = "aiontheball_default"
+DEFAULT_CONNECT_TIMEOUT: float = CONN_FIELDS["connect_timeout"]["schema"]["default"]
+DEFAULT_READ_TIMEOUT: float = CONN_FIELDS["timeout"]["schema"]["default"]
+DEFAULT_RETRY_LIMIT: int = CONN_FIELDS["retry_limit"]["schema"]["default"]
+#: First backoff step; doubles per attempt (with jitter) up to :data:`DEFAULT_RETRY_MAX_WAIT`.
+DEFAULT_RETRY_MIN_WAIT = 1.0
+#: Cap of the backoff and of a server's ``Retry-After``: a task should not sleep for minutes inside one call.
+DEFAULT_RETRY_MAX_WAIT = 60.0
+
+USER_AGENT = f"airflow-provider-aiontheball/{__version__}"
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+#: Statuses retried for any request: the server refused to process it, so re-sending is safe.
+RETRY_ANY_METHOD_STATUSES = frozenset({429, 503})
+#: Statuses retried only for idempotent requests: a gateway may have forwarded a POST already.
+RETRY_IDEMPOTENT_STATUSES = frozenset({502, 504})
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+# --------------------------------------------------------------------------------------------------
+# Settings: base URL, token, timeouts, retries, headers
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry a transient failure.
+
+    :param retry_limit: retries after the first attempt (0 disables retrying).
+    :param min_wait: first backoff step in seconds; it doubles per attempt.
+    :param max_wait: cap of each backoff step and of a server's ``Retry-After``.
+    """
+
+    retry_limit: int = DEFAULT_RETRY_LIMIT
+    min_wait: float = DEFAULT_RETRY_MIN_WAIT
+    max_wait: float = DEFAULT_RETRY_MAX_WAIT
+
+    def wait_seconds(self, attempt: int, retry_after: float | None, rng: Callable[[], float] = random.random) -> float:
+        """Seconds to wait after failed ``attempt`` (1-based): the server's ``Retry-After`` if it gave
+        one, else exponential backoff with jitter (between half and all of the step), capped."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_wait)
+        step = min(self.max_wait, self.min_wait * (2 ** (attempt - 1)))
+        return step / 2 + rng() * step / 2
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything a request needs besides its own method, path and body.
+
+    Built from the Airflow connection (and constructor overrides) by :func:`resolve_settings`; the token
+    is excluded from ``repr`` and redacted from any text we quote from a response.
+    """
+
+    conn_id: str
+    base_url: str
+    token: str = field(repr=False)
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def headers(self, *, has_body: bool) -> dict[str, str]:
+        """The request headers; the only place ``Authorization`` is written."""
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        if has_body:
+            headers["Content-Type"] = "application/json"
+        return headers
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def redact(self, text: str) -> str:
+        """Remove the token from ``text`` (a server might echo it back in an error message)."""
+        return text.replace(self.token, "***") if self.token else text
+
+
+def is_loopback_host(hostname: str) -> bool:
+    name = hostname.strip("[]").lower()
+    if name in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_base_url(host: str | None, *, port: int | None = None, conn_id: str = DEFAULT_CONN_ID) -> str:
+    """Return the API base URL for a connection's ``host`` (empty → the public API).
+
+    ``host`` is normally a full base URL such as ``https://aiontheball.nl/api/v1``. A bare host name
+    (what ``aiontheball://:token@host`` URIs produce) is taken as ``https://host[:port]/api/v1``.
+    Plain ``http`` is refused unless the host is loopback (the simulator): the bearer token would
+    otherwise cross the network in clear text.
+    """
+    raw = (host or "").strip()
+    if not raw:
+        return DEFAULT_BASE_URL
+    if "://" not in raw:
+        netloc, _, path = raw.partition("/")
+        if port:
+            netloc = f"{netloc}:{port}"
+        raw = f"https://{netloc}/{path or 'api/v1'}"
+    parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    where = f"Connection {conn_id!r}: base URL (host field)"
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise AIOnTheBallConfigurationError(
+            f"{where} must be an absolute https:// URL such as {DEFAULT_BASE_URL}, got {truncate(raw, 80)!r}"
+        )
+    if parts.query or parts.fragment:
+        raise AIOnTheBallConfigurationError(f"{where} must not contain a query or fragment: {truncate(raw, 80)!r}")
+    if parts.username or parts.password:
+        raise AIOnTheBallConfigurationError(
+            f"{where} must not contain credentials; put the API token in the password field"
+        )
+    if scheme == "http" and not is_loopback_host(parts.hostname):
+        raise AIOnTheBallConfigurationError(
+            f"{where} uses plain http for {parts.hostname!r}, which would send the API token in clear "
+            "text; use https:// (plain http is only accepted for loopback hosts such as the simulator)"
+        )
+    return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def _extra_value(extra: Mapping[str, Any], name: str) -> Any:
+    # Airflow 2's connection form stored extras as ``extra__<conn_type>__<name>``; accept both.
+    value = extra.get(name)
+    if value in (None, ""):
+        value = extra.get(f"extra__{CONN_TYPE}__{name}")
+    return None if value in (None, "") else value
+
+
+def _number(value: Any, name: str, conn_id: str, *, integer: bool = False, minimum: float = 0.0) -> float:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = float(value)
+        if integer and number != int(number):
+            raise ValueError
+    except (TypeError, ValueError):
+        kind = "an integer" if integer else "a number"
+        raise AIOnTheBallConfigurationError(
+            f"Connection {conn_id!r}: {name} must be {kind}, got {truncate(repr(value), 40)}"
+        ) from None
+    if not math.isfinite(number) or number < minimum or (not integer and number == 0):
+        raise AIOnTheBallConfigurationError(
+            f"Connection {conn_id!r}: {name} must be a finite number greater than {minimum:g}, got {value!r}"
+        )
+    return number
+
+
+def resolve_settings(
+    conn_id: str,
+    *,
+    host: str | None,
+    password: str | None,
+    extra: Mapping[str, Any],
+    port: int | None = None,
+    timeout: float | tuple[float, float] | None = None,
+    retry_limit: int | None = None,
+    retry_min_wait: float | None = None,
+    retry_max_wait: float | None = None,
+) -> ClientSettings:
+    """Combine a connection's fields with constructor overrides (which win) into :class:`ClientSettings`.
+
+    :param timeout: read timeout in seconds, or a ``(connect, read)`` pair.
+    """
+    token = (password or "").strip()
+    if not token:
+        raise AIOnTheBallConfigurationError(
+            f"Connection {conn_id!r} has no API token: put the token in the connection's password field"
+        )
+    base_url = resolve_base_url(host, port=port, conn_id=conn_id)
+
+    def pick(override: Any, name: str) -> Any:
+        return override if override is not None else _extra_value(extra, name)
+
+    connect_timeout, read_timeout = DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
+    if isinstance(timeout, tuple):
+        connect_timeout, read_timeout = (_number(t, "timeout", conn_id) for t in timeout)
+    else:
+        if (value := pick(timeout, "timeout")) is not None:
+            read_timeout = _number(value, "timeout", conn_id)
+        if (value := _extra_value(extra, "connect_timeout")) is not None:
+            connect_timeout = _number(value, "connect_timeout", conn_id)
+    policy = RetryPolicy()
+    if (value := pick(retry_limit, "retry_limit")) is not None:
+        policy = RetryPolicy(
+            int(_number(value, "retry_limit", conn_id, integer=True)), policy.min_wait, policy.max_wait
+        )
+    if (value := pick(retry_min_wait, "retry_min_wait")) is not None:
+        policy = RetryPolicy(policy.retry_limit, _number(value, "retry_min_wait", conn_id), policy.max_wait)
+    if (value := pick(retry_max_wait, "retry_max_wait")) is not None:
+        policy = RetryPolicy(policy.retry_limit, policy.min_wait, _number(value, "retry_max_wait", conn_id))
+    return ClientSettings(
+        conn_id=conn_id,
+        base_url=base_url,
+        token=token,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retry=policy,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Requests and responses
+# --------------------------------------------------------------------------------------------------
+
+
+class Envelope(Enum):
+    """How an endpoint wraps its result (the API is not uniform: see reference §13)."""
+
+    DATA = "data"  # {"data": ...}: videos, analyses
+    DATA_OR_BARE = "data_or_bare"  # GET /analyses/{id} is undocumented: accept either (assumed)
+    BARE = "bare"  # summary/schema objects, events/query-intervals arrays
+    PAGE = "page"  # {"data": [...], "links": ..., "meta": ...}: returned whole for pagination
+    NONE = "none"  # 204 No Content, or a streamed download
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One API call: method, path relative to the base URL, query, JSON body and how to read the reply.
+
+    :param idempotent: whether re-sending is harmless after the server may have received the request.
+        Defaults from the method; ``POST /query-intervals`` is a read and sets it explicitly.
+    """
+
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+    json_body: Mapping[str, Any] | None = None
+    envelope: Envelope = Envelope.DATA
+    idempotent: bool | None = None
+
+    @property
+    def is_idempotent(self) -> bool:
+        return self.idempotent if self.idempotent is not None else self.method in IDEMPOTENT_METHODS
+
+    @property
+    def display(self) -> str:
+        query = "&".join(f"{k}={v}" for k, v in self.params)
+        return f"{self.method} {self.path}{'?' + query if query else ''}"
+
+    def body_bytes(self) -> bytes | None:
+        if self.json_body is None:
+            return None
+        return json.dumps(self.json_body, separators=(",", ":")).encode()
+
+
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds from a ``Retry-After`` header, given as delay-seconds or an HTTP date; ``None`` if absent/bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - now()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def _server_message(payload: Any) -> tuple[str | None, dict[str, list[str]]]:
+    if not isinstance(payload, Mapping):
+        return None, {}
+    message = payload.get("message") or payload.get("error")
+    errors: dict[str, list[str]] = {}
+    raw_errors = payload.get("errors")
+    if isinstance(raw_errors, Mapping):
+        for name, messages in raw_errors.items():
+            if isinstance(messages, list):
+                errors[str(name)] = [str(m) for m in messages]
+            else:
+                errors[str(name)] = [str(messages)]
+    return (str(message) if message is not None else None), errors
+
+
+def _decode(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace")
+
+
+def interpret_response(
+    settings: ClientSettings, request: ApiRequest, status: int, headers: Mapping[str, str], body: bytes
+) -> Any:
+    """Turn one HTTP response into the endpoint's result, or raise the matching typed exception."""
+    if not 200 <= status < 300:
+        text = settings.redact(_decode(body))
+        try:
+            payload = json.loads(text) if text.strip() else None
+        except ValueError:
+            payload = None
+        message, errors = _server_message(payload)
+        if errors:  # 422: "date: The date field must match the format Y-m-d."
+            detail = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in errors.items())
+        elif message:
+            detail = message
+        elif text.strip():
+            detail = text
+        elif 300 <= status < 400:
+            detail = f"unexpected redirect to {headers.get('Location', '(no Location header)')}"
+        else:
+            detail = "(empty response body)"
+        raise api_error_class(status)(
+            status_code=status,
+            method=request.method,
+            path=request.path,
+            detail=truncate(settings.redact(detail)),
+            errors={k: [truncate(settings.redact(m)) for m in v] for k, v in errors.items()},
+            retry_after=parse_retry_after(headers.get("Retry-After")),
+        )
+    if request.envelope is Envelope.NONE or status == 204:
+        return None
+    text = _decode(body)
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        raise AIOnTheBallInvalidResponseError(
+            status_code=status,
+            method=request.method,
+            path=request.path,
+            detail=f"expected a JSON body, got {truncate(settings.redact(text), 120)!r}",
+        ) from None
+    return unwrap(payload, request, status)
+
+
+def unwrap(payload: Any, request: ApiRequest, status: int = 200) -> Any:
+    """Check the envelope the endpoint documents and return the caller's part of ``payload``."""
+
+    def malformed(expected: str) -> AIOnTheBallInvalidResponseError:
+        return AIOnTheBallInvalidResponseError(
+            status_code=status,
+            method=request.method,
+            path=request.path,
+            detail=f"expected {expected}, got {truncate(json.dumps(payload), 120)}",
+        )
+
+    if request.envelope is Envelope.DATA:
+        if not isinstance(payload, Mapping) or not isinstance(payload.get("data"), Mapping):
+            raise malformed('a JSON object {"data": {...}}')
+        return dict(payload["data"])
+    if request.envelope is Envelope.DATA_OR_BARE:
+        if isinstance(payload, Mapping) and isinstance(payload.get("data"), Mapping):
+            return dict(payload["data"])
+        if isinstance(payload, Mapping) and "id" in payload:
+            return dict(payload)
+        raise malformed('an object, bare or as {"data": {...}}')
+    if request.envelope is Envelope.PAGE:
+        if isinstance(payload, list) or (isinstance(payload, Mapping) and isinstance(payload.get("data"), list)):
+            return payload
+        raise malformed('a page {"data": [...], "links": ..., "meta": ...} or a JSON array')
+    return payload
+
+
+# --------------------------------------------------------------------------------------------------
+# Pagination (the shape is undocumented; Laravel's links/meta assumed, a bare list accepted)
+# --------------------------------------------------------------------------------------------------
+
+
+def page_items(page: Any) -> list[dict[str, Any]]:
+    items = page if isinstance(page, list) else page.get("data", [])
+    return [dict(item) for item in items if isinstance(item, Mapping)]
+
+
+def next_page_request(settings: ClientSettings, request: ApiRequest, page: Any) -> ApiRequest | None:
+    """The request for the page after ``page``, or ``None`` on the last (or only) page.
+
+    Follows ``links.next`` when present (assumed Laravel shape). Falls back to ``meta.current_page`` /
+    ``meta.last_page`` with ``?page=N``. A next link that leaves the base URL is refused: following it
+    would send the token to another host.
+    """
+    if not isinstance(page, Mapping):
+        return None  # a bare, unpaginated list
+    links = page.get("links")
+    next_url = links.get("next") if isinstance(links, Mapping) else None
+    if isinstance(next_url, str) and next_url:
+        parts = urlsplit(next_url)
+        base = urlsplit(settings.base_url)
+        if (parts.scheme and (parts.scheme, parts.netloc) != (base.scheme, base.netloc)) or not (
+            parts.path.startswith(base.path)
+        ):
+            raise AIOnTheBallInvalidResponseError(
+                status_code=200,
+                method=request.method,
+                path=request.path,
+                detail=f"refusing to follow pagination link {truncate(next_url, 100)!r}: it leaves the base "
+                "URL, and following it would send the API token elsewhere",
+            )
+        path = parts.path[len(base.path) :] or "/"
+        return ApiRequest(request.method, path, tuple(parse_qsl(parts.query)), envelope=Envelope.PAGE)
+    meta = page.get("meta")
+    if isinstance(meta, Mapping):
+        current, last = meta.get("current_page"), meta.get("last_page")
+        if isinstance(current, int) and isinstance(last, int) and current < last:
+            params = (*((k, v) for k, v in request.params if k != "page"), ("page", str(current + 1)))
+            return ApiRequest(request.method, request.path, params, envelope=Envelope.PAGE)
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Retry policy (tenacity), shared by requests.Session and aiohttp paths
+# --------------------------------------------------------------------------------------------------
+
+
+def is_retryable(exc: BaseException, request: ApiRequest) -> bool:
+    """Whether the client should re-send ``request`` after ``exc``.
+
+    429 and 503 mean the server did not process the request: retried for every method. 502 and 504
+    come from a gateway that may have forwarded the request: retried only when re-sending is harmless.
+    A connection that was never established is always safe to retry; a reset or timeout after sending
+    only for idempotent requests — a POST /videos is never blindly re-sent (the create operator finds
+    the video an earlier attempt may have created instead). 400/401/403/404/409/422 are never retried.
+    """
+    if isinstance(exc, AIOnTheBallAPIError):
+        if isinstance(exc, AIOnTheBallInvalidResponseError):
+            return False
+        if exc.status_code in RETRY_ANY_METHOD_STATUSES:
+            return True
+        return exc.status_code in RETRY_IDEMPOTENT_STATUSES and request.is_idempotent
+    if isinstance(exc, AIOnTheBallTransportError):
+        return request.is_idempotent or not exc.may_have_reached_server
+    return False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a waiting sensor/trigger may keep waiting after ``exc`` (within its error budget).
+
+    Besides connection trouble, 429 and 5xx, a garbled success body counts: an overloaded proxy
+    answering HTML is a passing condition for someone who polls again later.
+    """
+    return isinstance(
+        exc,
+        AIOnTheBallTransportError
+        | AIOnTheBallRateLimitError
+        | AIOnTheBallServerError
+        | AIOnTheBallInvalidResponseError,
+    )
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A short reason for logs: ``"503 Service Unavailable"``-like text or the transport reason."""
+    if isinstance(exc, AIOnTheBallAPIError):
+        return f"{exc.status_code} ({truncate(exc.detail, 80)})"
+    if isinstance(exc, AIOnTheBallTransportError):
+        return exc.reason
+    return f"{type(exc).__name__}: {truncate(str(exc), 80)}"
+
+
+def retry_options(settings: ClientSettings, request: ApiRequest, log: Any) -> dict[str, Any]:
+    """Keyword arguments for ``tenacity.Retrying`` (sync) and ``tenacity.AsyncRetrying`` (async)."""
+    import tenacity  # at first request, not when a DAG file imports an operator
+
+    policy = settings.retry
+    attempts = policy.retry_limit + 1
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        return policy.wait_seconds(state.attempt_number, retry_after)
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        seconds = state.next_action.sleep if state.next_action else 0.0
+        hint = " (as asked by Retry-After)" if getattr(exc, "retry_after", None) is not None else ""
+        log.warning(
+            "AI on the Ball API: %s failed with %s (attempt %d of %d); retrying in %.1f s%s",
+            request.display,
+            describe_failure(exc) if exc else "an unknown error",
+            state.attempt_number,
+            attempts,
+            seconds,
+            hint,
+        )
+
+    return {
+        "stop": tenacity.stop_after_attempt(attempts),
+        "wait": wait,
+        "retry": tenacity.retry_if_exception(lambda exc: is_retryable(exc, request)),
+        "before_sleep": before_sleep,
+        "reraise": True,
+    }

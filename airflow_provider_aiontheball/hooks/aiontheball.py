@@ -1,0 +1,600 @@
+"""Hooks for the AI on the Ball (AIB) Insight API.
+
+* :class:`AIOnTheBallHook` — synchronous (``requests``), for tasks: auth, video CRUD, analyses, results.
+* :class:`AIOnTheBallAsyncHook` — asynchronous (``aiohttp``), for triggers: polls without blocking the
+  triggerer's event loop, on a session shared by every trigger of that loop.
+
+Both hooks send the same :class:`~airflow_provider_aiontheball.hooks._client.ApiRequest` objects built
+by :mod:`~airflow_provider_aiontheball.hooks._endpoints` and read the answers with the same
+:func:`~airflow_provider_aiontheball.hooks._client.interpret_response` and retry policy; only the
+transport differs. ``requests`` and ``aiohttp`` are imported when a request is first sent, not when
+this module is imported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import tenacity
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_provider_aiontheball.exceptions import (
+    AIOnTheBallError,
+    AIOnTheBallNotFoundError,
+    AIOnTheBallTimeoutError,
+    AIOnTheBallTransportError,
+    truncate,
+)
+from airflow_provider_aiontheball.get_provider_info import (
+    CONN_FIELDS,
+    CONN_TYPE,
+    HOOK_NAME,
+    get_ui_field_behaviour,
+)
+from airflow_provider_aiontheball.hooks import _endpoints as endpoints
+from airflow_provider_aiontheball.hooks._async_sessions import DEFAULT_POOL_LIMIT, shared_sessions
+from airflow_provider_aiontheball.hooks._client import (
+    DEFAULT_CONN_ID,
+    ApiRequest,
+    ClientSettings,
+    interpret_response,
+    next_page_request,
+    page_items,
+    resolve_settings,
+    retry_options,
+)
+
+if TYPE_CHECKING:
+    import aiohttp
+    import requests
+
+__all__ = ["DEFAULT_CONN_ID", "AIOnTheBallAsyncHook", "AIOnTheBallHook"]
+
+#: Download chunk size for tracking files (20-500 MB): streamed, never held whole in memory.
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+
+
+def _route_missing(exc: AIOnTheBallNotFoundError) -> bool:
+    # Laravel answers an unknown route with "The route api/v1/... could not be found." and a missing
+    # model with "No query results for model [...]". Only the former means the endpoint is absent.
+    detail = exc.detail.lower()
+    return "route" in detail and "could not be found" in detail
+
+
+def _explain_missing_analysis_route(exc: AIOnTheBallNotFoundError) -> AIOnTheBallNotFoundError:
+    if not _route_missing(exc):
+        return exc
+    return AIOnTheBallNotFoundError(
+        status_code=exc.status_code,
+        method=exc.method,
+        path=exc.path,
+        detail="this server has no GET /analyses/{id} route (the endpoint is implied by the API's Quick "
+        f"Start but not documented); server said: {exc.detail}",
+    )
+
+
+class _SettingsMixin:
+    """Constructor arguments shared by both hooks, and the connection → settings step."""
+
+    aiontheball_conn_id: str
+    _overrides: dict[str, Any]
+
+    def _init_settings(
+        self,
+        aiontheball_conn_id: str,
+        timeout: float | tuple[float, float] | None,
+        retry_limit: int | None,
+        retry_min_wait: float | None,
+        retry_max_wait: float | None,
+    ) -> None:
+        self.aiontheball_conn_id = aiontheball_conn_id
+        self._overrides = {
+            "timeout": timeout,
+            "retry_limit": retry_limit,
+            "retry_min_wait": retry_min_wait,
+            "retry_max_wait": retry_max_wait,
+        }
+
+    def _settings_from(self, conn: Any, extra: dict[str, Any]) -> ClientSettings:
+        return resolve_settings(
+            self.aiontheball_conn_id,
+            host=conn.host,
+            password=conn.password,
+            port=conn.port,
+            extra=extra,
+            **self._overrides,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(aiontheball_conn_id={self.aiontheball_conn_id!r})"
+
+
+class AIOnTheBallHook(_SettingsMixin, BaseHook):
+    """Synchronous client of the AI on the Ball API, for use inside tasks.
+
+    Nothing is fetched or sent when the hook is built: the connection is read on the first request,
+    and one ``requests.Session`` per hook is reused for every request (keep-alive).
+
+    :param aiontheball_conn_id: Airflow connection id; the token is its password, the optional base
+        URL its host. Default ``aiontheball_default``.
+    :param timeout: read timeout in seconds, or a ``(connect, read)`` pair. Default: the connection's
+        ``timeout``/``connect_timeout`` extras, else 10 s to connect and 60 s to read.
+    :param retry_limit: retries after a transient failure (connection error, 429, 502-504). Default:
+        the connection's ``retry_limit`` extra, else 5.
+    :param retry_min_wait: first backoff step in seconds (doubles per retry, with jitter). Default 1.
+    :param retry_max_wait: cap of each backoff step and of ``Retry-After``. Default 60.
+    """
+
+    conn_name_attr = "aiontheball_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = HOOK_NAME
+
+    def __init__(
+        self,
+        aiontheball_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        timeout: float | tuple[float, float] | None = None,
+        retry_limit: int | None = None,
+        retry_min_wait: float | None = None,
+        retry_max_wait: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._init_settings(aiontheball_conn_id, timeout, retry_limit, retry_min_wait, retry_max_wait)
+
+    # -- connection form (Airflow 2; Airflow 3 reads the same constants from provider info) --------
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Return custom field behaviour for the connection form."""
+        return get_ui_field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Return the extra fields of the connection form (Airflow 2's Flask UI)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import IntegerField, StringField
+        from wtforms.validators import NumberRange, Optional
+
+        widgets: dict[str, Any] = {}
+        for name, spec in CONN_FIELDS.items():
+            field_class = IntegerField if "integer" in spec["schema"]["type"] else StringField
+            validators = [Optional()]
+            if field_class is IntegerField and "minimum" in spec["schema"]:
+                validators.append(NumberRange(min=spec["schema"]["minimum"]))
+            widgets[name] = field_class(
+                lazy_gettext(spec["label"]),
+                widget=BS3TextFieldWidget(),
+                validators=validators,
+                description=spec["description"],
+            )
+        return widgets
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> ClientSettings:
+        """Base URL, token, timeouts and retry policy, read from the connection on first use."""
+        conn = self.get_connection(self.aiontheball_conn_id)
+        return self._settings_from(conn, conn.extra_dejson)
+
+    @cached_property
+    def session(self) -> requests.Session:
+        import requests
+
+        return requests.Session()
+
+    def close(self) -> None:
+        """Close the hook's HTTP session (its pooled keep-alive connections)."""
+        if "session" in self.__dict__:
+            self.session.close()
+            del self.__dict__["session"]
+
+    def __enter__(self) -> AIOnTheBallHook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def run(self, request: ApiRequest) -> Any:
+        """Send ``request`` with the retry policy and return the interpreted result."""
+        settings = self.settings
+        retrying = tenacity.Retrying(**retry_options(settings, request, self.log))
+        return retrying(self._send_once, settings, request)
+
+    def _send_once(self, settings: ClientSettings, request: ApiRequest, stream_to: IO[bytes] | None = None) -> Any:
+        import requests
+
+        body = request.body_bytes()
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                request.method,
+                settings.url(request.path),
+                params=list(request.params) or None,
+                data=body,
+                headers=settings.headers(has_body=body is not None),
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                allow_redirects=False,  # a redirect elsewhere must not take the token along
+                stream=stream_to is not None,
+            )
+            with response:
+                if stream_to is not None and 200 <= response.status_code < 300:
+                    for chunk in response.iter_content(chunk_size=DOWNLOAD_CHUNK_BYTES):
+                        stream_to.write(chunk)
+                    content = b""
+                else:
+                    content = response.content
+        except requests.exceptions.ConnectTimeout:
+            raise AIOnTheBallTimeoutError(
+                method=request.method,
+                path=request.path,
+                reason=f"no connection within {settings.connect_timeout:g} s",
+                may_have_reached_server=False,
+            ) from None
+        except requests.exceptions.ReadTimeout:
+            raise AIOnTheBallTimeoutError(
+                method=request.method,
+                path=request.path,
+                reason=f"no response within {settings.read_timeout:g} s",
+                may_have_reached_server=True,
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise AIOnTheBallTransportError(
+                method=request.method,
+                path=request.path,
+                reason=truncate(settings.redact(_requests_reason(exc)), 200),
+                may_have_reached_server=not _never_connected(exc),
+            ) from None
+        self.log.debug(
+            "AI on the Ball API: %s -> %s in %.0f ms",
+            request.display,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return interpret_response(settings, request, response.status_code, response.headers, content)
+
+    # -- videos ----------------------------------------------------------------------------------
+
+    def list_videos(self) -> Iterator[dict[str, Any]]:
+        """Yield every video of the organization, following pagination across all pages."""
+        request: ApiRequest | None = endpoints.list_videos()
+        seen: set[str] = set()
+        while request is not None:
+            if request.display in seen:
+                break  # a server looping its links must not loop us forever
+            seen.add(request.display)
+            page = self.run(request)
+            yield from page_items(page)
+            request = next_page_request(self.settings, request, page)
+
+    def get_video(self, video_id: int | str) -> dict[str, Any]:
+        """Return video ``video_id`` (``GET /videos/{id}``), including ``status`` and ``mp4_source``."""
+        return self.run(endpoints.get_video(video_id))  # type: ignore[no-any-return]
+
+    def create_video(
+        self,
+        video_file_url: str,
+        *,
+        title: str | None = None,
+        home_team_name: str | None = None,
+        away_team_name: str | None = None,
+        date: Any = None,
+        start_offset_seconds: int | None = None,
+        end_offset_seconds: int | None = None,
+        left_start_team: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a video from a public URL (``POST /videos``) and return it (with ``id`` and ``status``).
+
+        Fields left ``None`` are not sent. ``date`` accepts ``YYYY-MM-DD``, ``date`` or ``datetime``.
+        Never re-sent after the request may have reached the server (see the create operator for
+        idempotent retries).
+        """
+        fields = {
+            "video_file_url": video_file_url,
+            "title": title,
+            "home_team_name": home_team_name,
+            "away_team_name": away_team_name,
+            "date": date,
+            "start_offset_seconds": start_offset_seconds,
+            "end_offset_seconds": end_offset_seconds,
+            "left_start_team": left_start_team,
+        }
+        return self.run(endpoints.create_video(fields))  # type: ignore[no-any-return]
+
+    def update_video(self, video_id: int | str, **fields: Any) -> dict[str, Any]:
+        """Update a video's metadata (``PUT /videos/{id}``) and return the updated video.
+
+        Allowed fields: title, home_team_name, away_team_name, date, start_offset_seconds,
+        end_offset_seconds; ``None`` values are not sent.
+        """
+        return self.run(endpoints.update_video(video_id, fields))  # type: ignore[no-any-return]
+
+    def delete_video(self, video_id: int | str) -> None:
+        """Delete a video and, irreversibly, all its analyses (``DELETE /videos/{id}``, 204)."""
+        self.run(endpoints.delete_video(video_id))
+
+    # -- analyses and results --------------------------------------------------------------------
+
+    def create_analysis(self, video_id: int | str, fps: int | None = None) -> dict[str, Any]:
+        """Start an analysis of a video (``POST /videos/{id}/analysis``); the video need not be ready."""
+        return self.run(endpoints.create_analysis(video_id, fps))  # type: ignore[no-any-return]
+
+    def get_analysis(self, analysis_id: int | str) -> dict[str, Any]:
+        """Return an analysis (``GET /analyses/{id}``: implied by the docs, envelope assumed either way)."""
+        try:
+            return self.run(endpoints.get_analysis(analysis_id))  # type: ignore[no-any-return]
+        except AIOnTheBallNotFoundError as exc:
+            raise _explain_missing_analysis_route(exc) from None
+
+    def get_summary(self, analysis_id: int | str) -> dict[str, Any]:
+        """Return an analysis's summary (a bare JSON object: teams, possession, players)."""
+        return self.run(endpoints.get_summary(analysis_id))  # type: ignore[no-any-return]
+
+    def get_events(self, analysis_id: int | str) -> list[dict[str, Any]]:
+        """Return an analysis's events (a bare JSON array of ``{start, end, label, event_type}``)."""
+        return self.run(endpoints.get_events(analysis_id))  # type: ignore[no-any-return]
+
+    def get_schema(self, analysis_id: int | str) -> dict[str, Any]:
+        """Return what an analysis supports: event types, filters, frame_state (bare JSON object)."""
+        return self.run(endpoints.get_schema(analysis_id))  # type: ignore[no-any-return]
+
+    def query_intervals(
+        self,
+        analysis_id: int | str,
+        filters: list[dict[str, Any]],
+        operator: str = "AND",
+        pad_sec: int | None = None,
+        gap_fill_sec: int | None = None,
+        merge_results: bool | None = None,
+        include_pixel_coords: bool | None = None,
+        existing_filters: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return the intervals where ``filters`` hold (a bare array of ``{start, end, label, type}``).
+
+        Options left ``None`` take the server's defaults (pad 5 s, gap fill 5 s, merge on).
+        """
+        request = endpoints.query_intervals(
+            analysis_id,
+            filters,
+            operator=operator,
+            pad_sec=pad_sec,
+            gap_fill_sec=gap_fill_sec,
+            merge_results=merge_results,
+            include_pixel_coords=include_pixel_coords,
+            existing_filters=existing_filters,
+        )
+        return self.run(request)  # type: ignore[no-any-return]
+
+    def download_tracking(
+        self, analysis_id: int | str, destination: str | Path | IO[bytes], format: str = "parquet"
+    ) -> str | Path | IO[bytes]:
+        """Stream an analysis's tracking file to a local path or a binary file-like object.
+
+        The file (20-500 MB) is written chunk by chunk and never held whole in memory. A path is
+        written through a temporary sibling and renamed, so a failed download leaves no partial file.
+
+        :return: ``destination``.
+        """
+        request = endpoints.download_tracking(analysis_id, format)
+        settings = self.settings
+        options = retry_options(settings, request, self.log)
+        if not isinstance(destination, str | Path):
+            handle = destination
+            start = handle.tell() if handle.seekable() else None
+            if start is None:  # cannot rewind what an interrupted attempt wrote: no retry
+                options["stop"] = tenacity.stop_after_attempt(1)
+
+            def write_to_handle() -> None:
+                if start is not None:  # a retry starts the file again
+                    handle.seek(start)
+                    handle.truncate()
+                self._send_once(settings, request, handle)
+
+            tenacity.Retrying(**options)(write_to_handle)
+            return destination
+        target = Path(destination)
+        partial = target.with_name(target.name + ".part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+
+        def write_to_path() -> None:
+            with partial.open("wb") as file:  # a retry starts the file again
+                self._send_once(settings, request, file)
+
+        try:
+            tenacity.Retrying(**options)(write_to_path)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return destination
+
+    # -- connection test -------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the base URL and token with one ``GET /videos`` (first page only)."""
+        try:
+            settings = self.settings
+            page = self.run(endpoints.list_videos())
+        except (AIOnTheBallError, ValueError) as exc:
+            return False, str(exc)
+        meta = page.get("meta") if isinstance(page, dict) else None
+        total = meta.get("total") if isinstance(meta, dict) else None
+        count = total if isinstance(total, int) else len(page_items(page))
+        return True, f"Connected to the AI on the Ball API at {settings.base_url}: {count} video(s) visible."
+
+
+def _never_connected(exc: Exception) -> bool:
+    """Whether a ``requests`` connection error happened before the request could reach the server."""
+    import urllib3.exceptions
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError):
+            return True
+        reason = getattr(current, "reason", None)
+        nested = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
+        current = reason if isinstance(reason, BaseException) else nested or current.__context__
+    return False
+
+
+def _requests_reason(exc: Exception) -> str:
+    if _never_connected(exc):
+        return f"could not connect ({type(exc).__name__})"
+    text = str(exc)
+    if "RemoteDisconnected" in text or "Connection aborted" in text or "ConnectionReset" in text:
+        return "the server closed the connection without a response"
+    return f"{type(exc).__name__}: {text}"
+
+
+class AIOnTheBallAsyncHook(_SettingsMixin, BaseHook):
+    """Asynchronous client of the AI on the Ball API, for triggers (never blocks the event loop).
+
+    The connection is fetched with ``get_async_connection`` (no sync DB or supervisor call inside the
+    loop). HTTP goes through one ``aiohttp.ClientSession`` per (event loop, base URL), shared by every
+    trigger of the triggerer process; use the hook as ``async with hook:`` to hold it for many
+    requests. Headers, timeouts, error classes and the retry policy are the sync hook's.
+
+    :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
+    :param timeout: read timeout in seconds or ``(connect, read)``; as in :class:`AIOnTheBallHook`.
+    :param retry_limit: retries of transient failures inside one call. Triggers pass 0 and apply their
+        own error budget between polls instead. Default: as in :class:`AIOnTheBallHook`.
+    :param retry_min_wait: first backoff step in seconds. Default 1.
+    :param retry_max_wait: cap of backoff and ``Retry-After``. Default 60.
+    :param pool_limit: connections of the shared session, if this hook creates it. Default 32.
+    """
+
+    conn_name_attr = "aiontheball_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = HOOK_NAME
+
+    def __init__(
+        self,
+        aiontheball_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        timeout: float | tuple[float, float] | None = None,
+        retry_limit: int | None = None,
+        retry_min_wait: float | None = None,
+        retry_max_wait: float | None = None,
+        pool_limit: int = DEFAULT_POOL_LIMIT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._init_settings(aiontheball_conn_id, timeout, retry_limit, retry_min_wait, retry_max_wait)
+        self.pool_limit = pool_limit
+        self._settings: ClientSettings | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._client_timeout: aiohttp.ClientTimeout | None = None
+
+    async def get_settings(self) -> ClientSettings:
+        """Read the connection (without blocking the loop) on first use and return the settings."""
+        if self._settings is None:
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
+
+            conn = await get_async_connection(self.aiontheball_conn_id, hook=type(self))
+            extra = await get_async_extra_dejson(conn)
+            self._settings = self._settings_from(conn, extra)
+        return self._settings
+
+    async def __aenter__(self) -> AIOnTheBallAsyncHook:
+        settings = await self.get_settings()
+        if self._session is None:
+            self._session = shared_sessions.acquire(settings.base_url, pool_limit=self.pool_limit)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Give back the shared session (closed when its last user gives it back)."""
+        session, self._session = self._session, None
+        if session is not None and self._settings is not None:
+            await shared_sessions.release(self._settings.base_url, session)
+
+    async def run(self, request: ApiRequest) -> Any:
+        """Send ``request`` with the retry policy and return the interpreted result."""
+        if self._session is None:  # one-off use outside ``async with``: borrow the session for this call
+            async with self:
+                return await self.run(request)
+        settings = await self.get_settings()
+        retrying = tenacity.AsyncRetrying(**retry_options(settings, request, self.log))
+        return await retrying(self._send_once, settings, request)
+
+    async def _send_once(self, settings: ClientSettings, request: ApiRequest) -> Any:
+        import aiohttp
+
+        assert self._session is not None
+        if self._client_timeout is None:
+            self._client_timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+            )
+        body = request.body_bytes()
+        try:
+            async with self._session.request(
+                request.method,
+                settings.url(request.path),
+                params=list(request.params) or None,
+                data=body,
+                headers=settings.headers(has_body=body is not None),
+                timeout=self._client_timeout,
+                allow_redirects=False,
+            ) as response:
+                content = await response.read()
+                return interpret_response(settings, request, response.status, response.headers, content)
+        except aiohttp.ConnectionTimeoutError:
+            raise AIOnTheBallTimeoutError(
+                method=request.method,
+                path=request.path,
+                reason=f"no connection within {settings.connect_timeout:g} s",
+                may_have_reached_server=False,
+            ) from None
+        except (aiohttp.ServerTimeoutError, TimeoutError):
+            raise AIOnTheBallTimeoutError(
+                method=request.method,
+                path=request.path,
+                reason=f"no response within {settings.read_timeout:g} s",
+                may_have_reached_server=True,
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise AIOnTheBallTransportError(
+                method=request.method,
+                path=request.path,
+                reason=f"could not connect ({truncate(settings.redact(str(exc.os_error)), 120)})",
+                may_have_reached_server=False,
+            ) from None
+        except aiohttp.ServerDisconnectedError:
+            raise AIOnTheBallTransportError(
+                method=request.method,
+                path=request.path,
+                reason="the server closed the connection without a response",
+                may_have_reached_server=True,
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise AIOnTheBallTransportError(
+                method=request.method,
+                path=request.path,
+                reason=truncate(settings.redact(f"{type(exc).__name__}: {exc}"), 200),
+                may_have_reached_server=True,
+            ) from None
+
+    async def get_video(self, video_id: int | str) -> dict[str, Any]:
+        """Return video ``video_id`` (``GET /videos/{id}``)."""
+        return await self.run(endpoints.get_video(video_id))  # type: ignore[no-any-return]
+
+    async def get_analysis(self, analysis_id: int | str) -> dict[str, Any]:
+        """Return an analysis (``GET /analyses/{id}``, undocumented; either envelope accepted)."""
+        try:
+            return await self.run(endpoints.get_analysis(analysis_id))  # type: ignore[no-any-return]
+        except AIOnTheBallNotFoundError as exc:
+            raise _explain_missing_analysis_route(exc) from None

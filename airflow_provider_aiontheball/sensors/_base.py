@@ -1,0 +1,149 @@
+"""The sensor behaviour shared by the video and analysis sensors: poke, reschedule or defer.
+
+DAG files import the sensors, so this module imports no HTTP library and no hook at module level:
+the hook is built on first use (``cached_property``) and the trigger class when deferring.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue, conf
+
+from airflow_provider_aiontheball.exceptions import (
+    AIOnTheBallTerminalError,
+    AIOnTheBallWaitError,
+    bad_input_fails_task,
+)
+from airflow_provider_aiontheball.polling import (
+    DEFAULT_ERROR_BUDGET_SECONDS,
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    DEFAULT_MIN_POLL_INTERVAL,
+)
+from airflow_provider_aiontheball.statuses import StatusVocabulary
+from airflow_provider_aiontheball.validation import validate_id
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_aiontheball._waiting import WaitObserver
+    from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
+    from airflow_provider_aiontheball.polling import ErrorBudget
+    from airflow_provider_aiontheball.triggers._base import AIOnTheBallWaitTrigger
+
+DEFAULT_CONN_ID = "aiontheball_default"
+
+
+class AIOnTheBallWaitSensor(BaseSensorOperator):
+    """Wait for a video or analysis to finish; subclasses fix the resource kind.
+
+    In deferrable mode the sensor pokes once (no deferral if the resource is already done or failed),
+    then hands the wait to a trigger with ``timeout=timedelta(seconds=self.timeout)``, so Airflow's
+    own sensor timeout (and ``soft_fail``) apply exactly as in poke mode.
+    """
+
+    resource: ClassVar[str]
+    vocabulary: ClassVar[StatusVocabulary]
+    id_field: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        aiontheball_conn_id: str = DEFAULT_CONN_ID,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.aiontheball_conn_id = aiontheball_conn_id
+        self.deferrable = deferrable
+        self.min_poll_interval = min_poll_interval
+        self.max_consecutive_errors = max_consecutive_errors
+        self.error_budget_seconds = error_budget_seconds
+
+    # -- what subclasses provide --------------------------------------------------------------------
+
+    def fetch(self, resource_id: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def build_trigger(self, resource_id: int, end_time: float) -> AIOnTheBallWaitTrigger:
+        raise NotImplementedError
+
+    def describe_state(self, resource: dict[str, Any]) -> str:
+        return str(resource.get("status"))
+
+    # -- shared machinery ---------------------------------------------------------------------------
+
+    @cached_property
+    def hook(self) -> AIOnTheBallHook:
+        from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
+
+        return AIOnTheBallHook(self.aiontheball_conn_id)
+
+    @property
+    def resource_id(self) -> int:
+        """The rendered id, validated (raises :class:`AIOnTheBallInputError` naming the field)."""
+        with bad_input_fails_task():
+            return validate_id(getattr(self, self.id_field), self.id_field)
+
+    @cached_property
+    def _observer(self) -> WaitObserver:
+        from airflow_provider_aiontheball._waiting import WaitObserver
+
+        return WaitObserver(
+            self.vocabulary, self.resource_id, self.aiontheball_conn_id, self.log, describe=self.describe_state
+        )
+
+    @cached_property
+    def _budget(self) -> ErrorBudget:
+        from airflow_provider_aiontheball.polling import ErrorBudget
+
+        return ErrorBudget(self.max_consecutive_errors, self.error_budget_seconds)
+
+    @cached_property
+    def _started(self) -> float:
+        return time.monotonic()
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        """One poll: done (with the resource as XCom), still waiting, or an exception that ends the task."""
+        from airflow_provider_aiontheball._waiting import poll_once
+
+        resource_id = self.resource_id
+        resource = poll_once(
+            self._observer, self._budget, lambda: self.fetch(resource_id), time.monotonic() - self._started
+        )
+        if resource is None:
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=resource)
+
+    def execute(self, context: Context) -> Any:
+        resource_id = self.resource_id  # bad input fails here, before any request
+        if not self.deferrable:
+            return super().execute(context)
+        # Poke once first: a resource that is already done (or failed) needs no triggerer round trip.
+        result = self.poke(context)
+        if isinstance(result, PokeReturnValue) and result.is_done:
+            return result.xcom_value
+        self.defer(
+            trigger=self.build_trigger(resource_id, end_time=time.time() + self.timeout),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger fired. Fails closed: only a ``success`` event passes."""
+        status = event.get("status") if isinstance(event, dict) else None
+        message = (event.get("message") if isinstance(event, dict) else None) or f"unexpected trigger event {event!r}"
+        if status == "success" and isinstance(event, dict) and isinstance(event.get(self.resource), dict):
+            self.log.info(message)
+            return event[self.resource]
+        if status == "failed":
+            raise AIOnTheBallTerminalError(message)
+        if status == "timeout":
+            raise AirflowSensorTimeout(message)
+        raise AIOnTheBallWaitError(message)
