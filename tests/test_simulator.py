@@ -155,9 +155,7 @@ def test_bad_or_missing_token_is_401(server: SimulatorServer, headers: dict[str,
 
 
 def test_bearer_scheme_is_case_insensitive(server: SimulatorServer) -> None:
-    response = requests.get(
-        server.base_url + "/videos", headers={"Authorization": f"bearer {TOKEN}"}, timeout=10
-    )
+    response = requests.get(server.base_url + "/videos", headers={"Authorization": f"bearer {TOKEN}"}, timeout=10)
     assert response.status_code == 200
 
 
@@ -173,9 +171,7 @@ def test_other_organisation_sees_404(make_server: Callable[..., SimulatorServer]
     assert bob("POST", f"/videos/{video['id']}/analysis", json={}).status_code == 404
     response = bob("GET", f"/analyses/{analysis['id']}")
     assert response.status_code == 404
-    assert response.json() == {
-        "message": f"No query results for model [App\\Models\\Analysis] {analysis['id']}"
-    }
+    assert response.json() == {"message": f"No query results for model [App\\Models\\Analysis] {analysis['id']}"}
     assert bob("GET", "/videos").json()["data"] == []
     assert [v["id"] for v in alice("GET", "/videos").json()["data"]] == [video["id"]]
     assert alice.video(video["id"])["title"] == "Alice's match"
@@ -237,9 +233,7 @@ def test_video_create_get_update_delete_round_trip(api: Api) -> None:
     fetched = api.video(790)
     assert fetched == created
 
-    response = api(
-        "PUT", "/videos/790", json={"title": "Renamed", "end_offset_seconds": 3000, "video_file_url": "x"}
-    )
+    response = api("PUT", "/videos/790", json={"title": "Renamed", "end_offset_seconds": 3000, "video_file_url": "x"})
     assert response.status_code == 200
     updated = response.json()["data"]
     assert updated["title"] == "Renamed"
@@ -264,9 +258,7 @@ def test_game_names_are_unique(api: Api) -> None:
     ("body", "field", "message"),
     [
         pytest.param({}, "video_file_url", "The video file url field is required.", id="url-missing"),
-        pytest.param(
-            {"video_file_url": ""}, "video_file_url", "The video file url field is required.", id="url-empty"
-        ),
+        pytest.param({"video_file_url": ""}, "video_file_url", "The video file url field is required.", id="url-empty"),
         pytest.param(
             {"video_file_url": "not a url"},
             "video_file_url",
@@ -285,9 +277,7 @@ def test_game_names_are_unique(api: Api) -> None:
             "The video file url field must be a valid URL.",
             id="url-number",
         ),
-        pytest.param(
-            {"date": "15-01-2025"}, "date", "The date field must match the format Y-m-d.", id="date-format"
-        ),
+        pytest.param({"date": "15-01-2025"}, "date", "The date field must match the format Y-m-d.", id="date-format"),
         pytest.param(
             {"date": "2025-02-30"},
             "date",
@@ -567,13 +557,9 @@ def test_invalid_outcomes_are_rejected(server: SimulatorServer, api: Api) -> Non
         server.simulator.script_next_videos("explode")
     with pytest.raises(ValueError):
         server.simulator.script_next_analyses("running")
-    response = requests.post(
-        server.control_url + "/script", json={"resource": "video", "outcome": "x"}, timeout=10
-    )
+    response = requests.post(server.control_url + "/script", json={"resource": "video", "outcome": "x"}, timeout=10)
     assert response.status_code == 400
-    response = requests.post(
-        server.control_url + "/script", json={"resource": "user", "outcome": "done"}, timeout=10
-    )
+    response = requests.post(server.control_url + "/script", json={"resource": "user", "outcome": "done"}, timeout=10)
     assert response.status_code == 400
 
 
@@ -581,9 +567,7 @@ def test_set_video_status(server: SimulatorServer, api: Api) -> None:
     video = api.create_video()
     server.simulator.set_video_status(video["id"], "available")
     assert api.video(video["id"])["status"] == "available"
-    response = requests.post(
-        server.control_url + f"/videos/{video['id']}/status", json={"status": "error"}, timeout=10
-    )
+    response = requests.post(server.control_url + f"/videos/{video['id']}/status", json={"status": "error"}, timeout=10)
     assert response.status_code == 200
     assert response.json()["data"]["status"] == "error"
     server.simulator.advance(100)
@@ -591,9 +575,7 @@ def test_set_video_status(server: SimulatorServer, api: Api) -> None:
     server.simulator.set_video_status(video["id"], "transcoding")  # undocumented values are allowed
     assert api.video(video["id"])["status"] == "transcoding"
     assert (
-        requests.post(
-            server.control_url + "/videos/999/status", json={"status": "error"}, timeout=10
-        ).status_code
+        requests.post(server.control_url + "/videos/999/status", json={"status": "error"}, timeout=10).status_code
         == 404
     )
     with pytest.raises(KeyError):
@@ -606,12 +588,8 @@ def test_set_video_status(server: SimulatorServer, api: Api) -> None:
 
 
 @pytest.mark.parametrize("retry_after", ["7", "Wed, 21 Oct 2037 07:28:00 GMT"], ids=["seconds", "http-date"])
-def test_status_fault_with_retry_after_does_not_process(
-    server: SimulatorServer, api: Api, retry_after: str
-) -> None:
-    server.simulator.add_fault(
-        Fault(kind="status", status=429, retry_after=retry_after, method="POST", path="/videos")
-    )
+def test_status_fault_with_retry_after_does_not_process(server: SimulatorServer, api: Api, retry_after: str) -> None:
+    server.simulator.add_fault(Fault(kind="status", status=429, retry_after=retry_after, method="POST", path="/videos"))
     response = api("POST", "/videos", json={"video_file_url": URL})
     assert response.status_code == 429
     assert response.headers["Retry-After"] == retry_after
@@ -633,9 +611,7 @@ def test_faults_match_method_and_path_segments_fifo(server: SimulatorServer, api
     server.simulator.add_fault(Fault(kind="status", status=500))
     assert api("GET", "/videos/7901").status_code == 500  # not the /videos/790 fault: consumes the catch-all
     assert api("PUT", "/videos/790", json={}).status_code == 200
-    assert (
-        api("GET", "/videos/790/analysis").status_code == 503
-    )  # a sub-path matches (the route is POST-only)
+    assert api("GET", "/videos/790/analysis").status_code == 503  # a sub-path matches (the route is POST-only)
     assert api("GET", "/videos/790").status_code == 200
     assert server.simulator.faults == []
 
@@ -649,9 +625,7 @@ def test_drop_fault_closes_without_response(server: SimulatorServer, api: Api) -
     assert record.status is None
 
 
-def test_drop_after_processing_loses_the_response_but_creates_the_video(
-    server: SimulatorServer, api: Api
-) -> None:
+def test_drop_after_processing_loses_the_response_but_creates_the_video(server: SimulatorServer, api: Api) -> None:
     server.simulator.add_fault(Fault(kind="drop_after_processing", method="POST", path="/videos"))
     with pytest.raises(requests.ConnectionError):
         api("POST", "/videos", json={"video_file_url": URL, "title": "lost response"})
@@ -783,16 +757,12 @@ def test_connection_counting(server: SimulatorServer) -> None:
     before = simulator.stats["connections_opened"]
     with requests.Session() as session:
         for _ in range(10):
-            assert session.get(
-                server.base_url + "/videos", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
-            ).ok
+            assert session.get(server.base_url + "/videos", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).ok
         assert simulator.stats["connections_opened"] == before + 1
         assert simulator.stats["connections_open"] >= 1
     for _ in range(5):
         with requests.Session() as session:
-            assert session.get(
-                server.base_url + "/videos", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
-            ).ok
+            assert session.get(server.base_url + "/videos", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).ok
     assert simulator.stats["connections_opened"] == before + 6
     assert simulator.stats["requests"] == 15
     wait_until(lambda: simulator.stats["connections_open"] == 0)
@@ -1152,9 +1122,7 @@ def test_events_shape(server: SimulatorServer, api: Api) -> None:
     assert labels["pass"] == {"pass"}
     assert labels["ball_phase"] <= {"in_play", "out_of_bounds", "in_bounds_stoppage", "half_kickoff"}
     assert all(re.fullmatch(r"[01]-\d+", label) for label in labels["player_possession"])
-    assert all(
-        e["start"] == e["end"] for e in events if e["event_type"] in ("pass", "drive", "shot", "tackle")
-    )
+    assert all(e["start"] == e["end"] for e in events if e["event_type"] in ("pass", "drive", "shot", "tackle"))
     assert api("GET", f"/analyses/{analysis['id']}/events").json() == events
 
 
@@ -1193,9 +1161,7 @@ def _query(api: Api, analysis_id: int, body: dict[str, Any]) -> list[dict[str, A
 
 
 def test_query_intervals(server: SimulatorServer, api: Api) -> None:
-    analysis = done_analysis(
-        server, api, home_team_name="Team A", away_team_name="Team B", left_start_team="away"
-    )
+    analysis = done_analysis(server, api, home_team_name="Team A", away_team_name="Team B", left_start_team="away")
     aid = analysis["id"]
     team_0 = _query(
         api,
@@ -1212,16 +1178,12 @@ def test_query_intervals(server: SimulatorServer, api: Api) -> None:
     assert len(padded) < len(team_0)
     assert sum(i["end"] - i["start"] for i in padded) > sum(i["end"] - i["start"] for i in team_0)
 
-    unmerged = _query(
-        api, aid, {"filters": [{"type": "ball_action", "actions": ["pass"]}], "merge_results": False}
-    )
+    unmerged = _query(api, aid, {"filters": [{"type": "ball_action", "actions": ["pass"]}], "merge_results": False})
     merged = _query(api, aid, {"filters": [{"type": "ball_action", "actions": ["pass"]}]})
     assert len(unmerged) > len(merged)
     assert all(round(i["end"] - i["start"], 2) <= 10 for i in unmerged)  # each pass padded by 5 s each side
 
-    both = {
-        "filters": [{"type": "team_possession", "teams": ["team_0"]}, {"type": "ball_location", "x_min": 70}]
-    }
+    both = {"filters": [{"type": "team_possession", "teams": ["team_0"]}, {"type": "ball_location", "x_min": 70}]}
     and_result = _query(api, aid, {**both, "operator": "AND", "pad_sec": 0, "gap_fill_sec": 0})
     or_result = _query(api, aid, {**both, "operator": "OR", "pad_sec": 0, "gap_fill_sec": 0})
     assert 0 < sum(i["end"] - i["start"] for i in and_result) < sum(i["end"] - i["start"] for i in team_0)
@@ -1316,9 +1278,7 @@ def test_query_intervals(server: SimulatorServer, api: Api) -> None:
             "filters.0.column",
             id="column-missing",
         ),
-        pytest.param(
-            {"filters": [{"type": "ball_location", "x_min": 200}]}, "filters.0.x_min", id="x-out-of-range"
-        ),
+        pytest.param({"filters": [{"type": "ball_location", "x_min": 200}]}, "filters.0.x_min", id="x-out-of-range"),
         pytest.param(
             {"filters": [{"type": "event_property", "properties": []}]},
             "filters.0.event_type",
@@ -1327,22 +1287,17 @@ def test_query_intervals(server: SimulatorServer, api: Api) -> None:
         pytest.param({"pad_sec": -1}, "pad_sec", id="pad-negative"),
         pytest.param({"gap_fill_sec": "5"}, "gap_fill_sec", id="gap-string"),
         pytest.param({"merge_results": "yes"}, "merge_results", id="merge-not-bool"),
-        pytest.param(
-            {"existing_filters": [{"start": 10}]}, "existing_filters.0.end", id="window-end-missing"
-        ),
+        pytest.param({"existing_filters": [{"start": 10}]}, "existing_filters.0.end", id="window-end-missing"),
     ],
 )
-def test_query_intervals_validation(
-    server: SimulatorServer, api: Api, body: dict[str, Any], key: str
-) -> None:
+def test_query_intervals_validation(server: SimulatorServer, api: Api, body: dict[str, Any], key: str) -> None:
     analysis = done_analysis(server, api)
     response = api("POST", f"/analyses/{analysis['id']}/query-intervals", json=body)
     assert response.status_code == 422
     payload = response.json()
     assert key in payload["errors"]
     assert (
-        payload["message"] == payload["errors"][next(iter(payload["errors"]))][0]
-        or "more error" in payload["message"]
+        payload["message"] == payload["errors"][next(iter(payload["errors"]))][0] or "more error" in payload["message"]
     )
 
 
@@ -1630,9 +1585,7 @@ def test_cli_serves_and_exits_on_sigterm(tmp_path: Path) -> None:
         base_url = ready.read_text().strip()
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/api/v1", base_url)
         headers = {"Authorization": f"Bearer {secret}"}
-        created = requests.post(
-            base_url + "/videos", json={"video_file_url": URL}, headers=headers, timeout=10
-        )
+        created = requests.post(base_url + "/videos", json={"video_file_url": URL}, headers=headers, timeout=10)
         assert created.status_code == 201
         assert created.json()["data"]["status"] == "available"  # --video-step-seconds 0
         assert requests.get(base_url + "/videos", headers=headers, timeout=10).json()["meta"]["total"] == 1

@@ -58,7 +58,9 @@ def test_poke_mode_returns_the_video(aiontheball_conn):
     assert {"duration", "game_name", "mp4_source"} <= set(video)
 
 
-@pytest.mark.parametrize("outcome", [pytest.param("error", id="error"), pytest.param("no_match_detected", id="no-match")])
+@pytest.mark.parametrize(
+    "outcome", [pytest.param("error", id="error"), pytest.param("no_match_detected", id="no-match")]
+)
 def test_poke_mode_terminal_status_fails_without_retry(aiontheball_conn, outcome):
     video_id = create_video(f"{VIDEO_URL}?sim_outcome={outcome}")
     with pytest.raises(AIOnTheBallTerminalError, match=outcome) as excinfo:
@@ -79,7 +81,9 @@ def test_poke_mode_bad_token_fails_naming_connection(simulator, monkeypatch):
 
 def test_poke_mode_transient_failures_beyond_budget_fail_normally(aiontheball_conn):
     video_id = create_video()
-    requests.post(f"{aiontheball_conn.control_url}/faults", json={"kind": "status", "status": 503, "count": 100}, timeout=5)
+    requests.post(
+        f"{aiontheball_conn.control_url}/faults", json={"kind": "status", "status": 503, "count": 100}, timeout=5
+    )
     with pytest.raises(AIOnTheBallWaitError, match="503") as excinfo:
         sensor(video_id, deferrable=False, max_consecutive_errors=2).execute({})
     assert not isinstance(excinfo.value, AirflowFailException), "Airflow's retries apply"
@@ -95,7 +99,10 @@ def test_poke_mode_timeout_and_soft_fail(aiontheball_conn):
 
 @pytest.mark.parametrize(
     ("bad_id", "words"),
-    [pytest.param("abc", "video_id: expected an integer", id="word"), pytest.param("0", "video_id: must be at least 1", id="zero")],
+    [
+        pytest.param("abc", "video_id: expected an integer", id="word"),
+        pytest.param("0", "video_id: must be at least 1", id="zero"),
+    ],
 )
 def test_bad_rendered_id_fails_before_any_request(aiontheball_conn, bad_id, words):
     with pytest.raises(AIOnTheBallInputError, match=words) as excinfo:
@@ -142,7 +149,9 @@ def test_default_deferrable_follows_airflow_config(monkeypatch):
 
 
 EVENTS = [
-    pytest.param({"status": "failed", "message": "video 1 ended with status 'error'"}, AIOnTheBallTerminalError, id="failed"),
+    pytest.param(
+        {"status": "failed", "message": "video 1 ended with status 'error'"}, AIOnTheBallTerminalError, id="failed"
+    ),
     pytest.param({"status": "timeout", "message": "video 1 did not finish"}, AirflowSensorTimeout, id="timeout"),
     pytest.param({"status": "error", "message": "gave up"}, AIOnTheBallWaitError, id="error"),
     pytest.param({"status": "success", "message": "no video in it"}, AIOnTheBallWaitError, id="success-without-video"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -69,7 +70,9 @@ async def test_success_returns_the_video(aiontheball_conn, all_logs):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("outcome", [pytest.param("error", id="error"), pytest.param("no_match_detected", id="no-match")])
+@pytest.mark.parametrize(
+    "outcome", [pytest.param("error", id="error"), pytest.param("no_match_detected", id="no-match")]
+)
 async def test_terminal_failure_statuses(aiontheball_conn, outcome):
     video_id = await asyncio.to_thread(create_video, f"{VIDEO_URL}?sim_outcome={outcome}")
     event = only_event(await collect(AIOnTheBallVideoTrigger(video_id, **FAST)))
@@ -222,7 +225,7 @@ async def test_adaptive_interval_grows_while_nothing_changes(aiontheball_conn):
     event = only_event(await collect(trigger))
     assert event["status"] == "timeout"
     times = [r["time"] for r in api_requests(aiontheball_conn, "GET")]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[-1] > gaps[1] * 3, f"backs off while the status stays the same: {gaps}"
     assert max(gaps) < 0.45, "never beyond poll_interval (plus request time)"
 

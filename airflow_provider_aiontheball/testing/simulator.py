@@ -401,9 +401,7 @@ def _video_schedule(created: float, step: float, outcome: str) -> list[tuple[flo
     # "status:<value>" reports <value> instead of ``init`` for the first step (the Quick Start shows
     # ``created`` there), then continues normally.
     first = outcome.removeprefix("status:") if outcome.startswith("status:") else VideoStatus.INIT.value
-    last = (
-        VideoStatus.NO_MATCH_DETECTED.value if outcome == "no_match_detected" else VideoStatus.AVAILABLE.value
-    )
+    last = VideoStatus.NO_MATCH_DETECTED.value if outcome == "no_match_detected" else VideoStatus.AVAILABLE.value
     return [
         (t, first),
         (t + s, VideoStatus.DOWNLOADING.value),
@@ -418,9 +416,7 @@ def _check_video_outcome(outcome: object) -> str:
             return outcome
         if outcome.startswith("status:") and len(outcome) > len("status:"):
             return outcome
-    raise ValueError(
-        f"video outcome must be one of {', '.join(VIDEO_OUTCOMES)} or 'status:<value>', got {outcome!r}"
-    )
+    raise ValueError(f"video outcome must be one of {', '.join(VIDEO_OUTCOMES)} or 'status:<value>', got {outcome!r}")
 
 
 def _check_analysis_outcome(outcome: object) -> str:
@@ -878,9 +874,7 @@ def _summary_json(match: _Match, analysis: _Analysis, video: _Video, done_at: fl
     def total(event_type: str) -> float:
         return round(sum((e.end - e.start) * _FRAME_SECONDS for e in spans[event_type]), 2)
 
-    analysable = round(
-        sum((e.end - e.start) * _FRAME_SECONDS for e in spans["scene"] if e.props["is_analysable"]), 2
-    )
+    analysable = round(sum((e.end - e.start) * _FRAME_SECONDS for e in spans["scene"] if e.props["is_analysable"]), 2)
     team_seconds = [
         sum((e.end - e.start) * _FRAME_SECONDS for e in spans["team_possession"] if e.team == team)
         for team in _TEAM_KEYS
@@ -903,9 +897,7 @@ def _summary_json(match: _Match, analysis: _Analysis, video: _Video, done_at: fl
     for minute, (t0, t1) in enumerate(per_minute_team):
         span = min(minute_frames, match.duration_frames - minute * minute_frames)
         t0_pct, t1_pct, unknown_pct = _split_pct([t0, t1, max(span - t0 - t1, 0)], span, 2)
-        per_minute.append(
-            {"minute": minute, "team_0_pct": t0_pct, "team_1_pct": t1_pct, "unknown_pct": unknown_pct}
-        )
+        per_minute.append({"minute": minute, "team_0_pct": t0_pct, "team_1_pct": t1_pct, "unknown_pct": unknown_pct})
 
     actions: dict[str, dict[str, int]] = {}
     for event_type, key in (("pass", "passes"), ("drive", "drives"), ("shot", "shots")):
@@ -1287,9 +1279,7 @@ def _validate_filter(key: str, item: object, errors: _Errors) -> None:
             _check_number(errors, key, item, name, low=low, high=high)
         side = item.get("team_side_perspective")
         if side is not None and side not in _TEAM_KEYS:
-            errors.add(
-                f"{key}.team_side_perspective", f"The selected {key}.team_side_perspective is invalid."
-            )
+            errors.add(f"{key}.team_side_perspective", f"The selected {key}.team_side_perspective is invalid.")
     elif kind == "player_ball_proximity":
         _check_list(errors, key, item, "players", required=True)
         threshold = item.get("threshold")
@@ -1377,9 +1367,7 @@ def _filter_intervals(match: _Match, item: dict[str, Any]) -> list[_Interval]:
     seconds = range(match.duration_seconds)
     names = dict(zip(_TEAM_KEYS, match.team_names, strict=True))
 
-    def from_events(
-        event_type: str, keep: Callable[[_Event], bool], label: Callable[[_Event], str]
-    ) -> list[_Interval]:
+    def from_events(event_type: str, keep: Callable[[_Event], bool], label: Callable[[_Event], str]) -> list[_Interval]:
         return [(e.start, e.end, label(e), kind) for e in match.by_type.get(event_type, []) if keep(e)]
 
     def actor_ok(e: _Event) -> bool:
@@ -1391,9 +1379,7 @@ def _filter_intervals(match: _Match, item: dict[str, Any]) -> list[_Interval]:
         return from_events("team_possession", lambda e: e.team in teams, lambda e: names[e.team or "team_0"])
     if kind == "player_possession":
         players = item.get("players")
-        return from_events(
-            "player_possession", lambda e: not players or e.player in players, lambda e: e.label
-        )
+        return from_events("player_possession", lambda e: not players or e.player in players, lambda e: e.label)
     if kind == "match_timeline":
         periods = item.get("periods") or []
         return from_events("match_timeline", lambda e: e.label in periods, lambda e: e.label)
@@ -1524,10 +1510,7 @@ def _query_json(match: _Match, query: _Query) -> list[dict[str, Any]]:
     if query.merge_results:
         result = _merge_same_label(result, 0)
     result.sort(key=lambda item: (item[0], item[1], item[2]))
-    return [
-        {"start": _seconds(s), "end": _seconds(e), "label": label, "type": kind}
-        for s, e, label, kind in result
-    ]
+    return [{"start": _seconds(s), "end": _seconds(e), "label": label, "type": kind} for s, e, label, kind in result]
 
 
 # ---- tracking sample -------------------------------------------------------------------------------
@@ -1616,9 +1599,7 @@ class Simulator:
     than the one serving requests (as tests do with :class:`SimulatorServer`).
     """
 
-    def __init__(
-        self, config: SimulatorConfig | None = None, *, clock: Callable[[], float] | None = None
-    ) -> None:
+    def __init__(self, config: SimulatorConfig | None = None, *, clock: Callable[[], float] | None = None) -> None:
         self.config = config or SimulatorConfig()
         self._clock = clock or time.monotonic
         self._offset = 0.0
@@ -1712,9 +1693,7 @@ class Simulator:
             raise KeyError(f"no video {video_id}")
         video.schedule = [entry for entry in video.schedule if entry[0] < now] + [(now, status)]
 
-    def set_analysis_outcome(
-        self, analysis_id: int, outcome: str, *, error_at_progress: float = 50.0
-    ) -> None:
+    def set_analysis_outcome(self, analysis_id: int, outcome: str, *, error_at_progress: float = 50.0) -> None:
         """Change the outcome of an existing analysis (``"done"`` or ``"error"``)."""
         analysis = self._analyses.get(analysis_id)
         if analysis is None:
@@ -1810,9 +1789,7 @@ class Simulator:
                 return _AnalysisState(AnalysisStatus.ERROR.value, round(at, 1), True)
         if now < run_end:
             fraction = (now - run_start) / running if running else 1.0
-            return _AnalysisState(
-                AnalysisStatus.RUNNING.value, _running_progress(fraction, analysis.id), True
-            )
+            return _AnalysisState(AnalysisStatus.RUNNING.value, _running_progress(fraction, analysis.id), True)
         if now < done_at:
             fraction = (now - run_end) / aggregating if aggregating else 1.0
             return _AnalysisState(AnalysisStatus.AGGREGATING.value, round(95 + 4 * fraction, 1), True)
@@ -2394,9 +2371,7 @@ class Simulator:
                     reached = 95.0
                 while analysis.webhook_next_step <= 90 and analysis.webhook_next_step <= reached:
                     payloads.append(
-                        self._webhook(
-                            analysis, "analysis_completion_rate", "running", analysis.webhook_next_step
-                        )
+                        self._webhook(analysis, "analysis_completion_rate", "running", analysis.webhook_next_step)
                     )
                     analysis.webhook_next_step += 10
                 entered_aggregating = state.status in (
