@@ -138,3 +138,56 @@ def poll_once(
     if outcome is Outcome.FAILED:
         raise AIOnTheBallTerminalError(observer.failed())
     return None
+
+
+def result_from_event(
+    event: dict[str, Any] | None, resource: str, on_timeout: Callable[[str], Exception]
+) -> dict[str, Any]:
+    """Interpret a trigger event when a deferred task resumes. Fails closed: only ``success`` passes.
+
+    :param resource: ``"video"`` or ``"analysis"``: the key holding the resource in a success event.
+    :param on_timeout: builds the exception for a ``timeout`` event (a sensor raises Airflow's sensor
+        timeout so ``soft_fail`` applies; an operator a retryable error).
+    :raises AIOnTheBallTerminalError: ``failed`` (no retries).
+    :raises AIOnTheBallWaitError: ``error``, or anything unexpected.
+    """
+    payload = event if isinstance(event, dict) else {}
+    status = payload.get("status")
+    message = payload.get("message") or f"unexpected trigger event {event!r}"
+    if status == "success" and isinstance(payload.get(resource), dict):
+        return dict(payload[resource])
+    if status == "failed":
+        raise AIOnTheBallTerminalError(message)
+    if status == "timeout":
+        raise on_timeout(message)
+    raise AIOnTheBallWaitError(message)
+
+
+def wait_sync(
+    observer: WaitObserver,
+    budget: ErrorBudget,
+    schedule: Any,
+    fetch: Callable[[], dict[str, Any]],
+    timeout: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Wait in the current process (a task that does not defer), with the trigger's semantics.
+
+    :raises AIOnTheBallWaitError: the timeout passed (``timeout`` seconds), or transient failures
+        outlasted the error budget; Airflow's retries apply.
+    :raises AIOnTheBallTerminalError: the resource failed, is gone, or access was refused.
+    """
+    started = clock()
+    while True:
+        resource = poll_once(observer, budget, fetch, clock() - started)
+        if resource is not None:
+            return resource
+        waited = clock() - started
+        if waited >= timeout:
+            raise AIOnTheBallWaitError(observer.timed_out(waited))
+        # A tolerated failure backs off; an observation adapts to whether the status changed.
+        failed = budget.consecutive > 0
+        interval = schedule.after_failure() if failed else schedule.after_observation(observer.last_status)
+        sleep(min(interval, timeout - waited))

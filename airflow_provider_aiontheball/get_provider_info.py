@@ -76,12 +76,31 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": INTEGRATION_NAME,
+                "python-modules": ["airflow_provider_aiontheball.operators.video"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": INTEGRATION_NAME,
+                "python-modules": ["airflow_provider_aiontheball.sensors.video"],
+            }
+        ],
         "hooks": [
             {
                 "integration-name": INTEGRATION_NAME,
                 "python-modules": ["airflow_provider_aiontheball.hooks.aiontheball"],
             }
         ],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION_NAME,
+                "python-modules": ["airflow_provider_aiontheball.triggers.video"],
+            }
+        ],
+        "extra-links": ["airflow_provider_aiontheball.links.video.AIOnTheBallVideoLink"],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

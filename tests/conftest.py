@@ -6,22 +6,28 @@ The connection is given the way users give it in containers: the env var
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 # Before anything imports Airflow: never touch the developer's ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="aib-test-airflow-home-"))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", os.path.join(os.environ["AIRFLOW_HOME"], "dags"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+os.makedirs(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], exist_ok=True)
 
-import pytest
+import pytest  # noqa: E402 - after the environment above, which must precede any Airflow import
 
-from airflow_provider_aiontheball.testing.simulator import Simulator, SimulatorConfig, SimulatorServer
+from airflow_provider_aiontheball.testing.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
 
 TOKEN = "test-token-4f9c2a7e1b"
 OTHER_TOKEN = "other-org-token-8d3e"
@@ -88,3 +94,55 @@ def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[CapturedLogs]:
         yield CapturedLogs(caplog, capture.entries)
     finally:
         structlog.configure(**previous)
+
+
+class RecordingTaskInstance:
+    """Stand-in for the task instance in unit tests that call ``execute()`` directly: records XComs.
+
+    Real runs (``dag.test()`` and the e2e test) use Airflow's own task instances.
+    """
+
+    def __init__(self, try_number: int = 1) -> None:
+        self.try_number = try_number
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+@dataclass
+class FakeDagRun:
+    start_date: Any
+
+
+def task_context(try_number: int = 1, run_started: Any = None) -> dict[str, Any]:
+    """A minimal execution context: ``ti`` (recording XComs) and ``dag_run`` (with its start date)."""
+    return {"ti": RecordingTaskInstance(try_number), "dag_run": FakeDagRun(run_started)}
+
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_DAGS = REPO / "example_dags"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A migrated SQLite metadata DB in the test AIRFLOW_HOME (``dag.test()`` needs one)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def load_dag_file(source: Path) -> Any:
+    """Copy a DAG file into the dags folder (Airflow 3.3's ``dag.test()`` runs only bundle DAGs), import it
+    under a fresh module name and return the one DAG it defines."""
+    target = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / source.name
+    shutil.copyfile(source, target)
+    spec = importlib.util.spec_from_file_location(f"dag_under_test_{source.stem}", target)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dags = [value for value in vars(module).values() if type(value).__name__ == "DAG"]
+    assert len(dags) == 1, f"{source.name} defines {len(dags)} DAGs"
+    return dags[0]

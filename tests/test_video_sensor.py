@@ -22,7 +22,7 @@ from airflow_provider_aiontheball.exceptions import (
 from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
 from airflow_provider_aiontheball.sensors.video import AIOnTheBallVideoSensor
 from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
-from tests.conftest import CONN_ENV, connection_json
+from tests.conftest import CONN_ENV, connection_json, task_context
 
 VIDEO_URL = "https://example.com/match.mp4"
 FAST_POKE = {"poke_interval": 0.05, "timeout": 30}
@@ -52,8 +52,10 @@ def test_constructor_does_no_io(simulator, monkeypatch):
 
 def test_poke_mode_returns_the_video(aiontheball_conn):
     video_id = create_video()
-    video = sensor(str(video_id), mode="poke", deferrable=False).execute({})
+    context = task_context()
+    video = sensor(str(video_id), mode="poke", deferrable=False).execute(context)
     assert video["id"] == video_id
+    assert context["ti"].xcoms["mp4_source"] == video["mp4_source"], "for the extra link"
     assert video["status"] == "available"
     assert {"duration", "game_name", "mp4_source"} <= set(video)
 
@@ -64,19 +66,19 @@ def test_poke_mode_returns_the_video(aiontheball_conn):
 def test_poke_mode_terminal_status_fails_without_retry(aiontheball_conn, outcome):
     video_id = create_video(f"{VIDEO_URL}?sim_outcome={outcome}")
     with pytest.raises(AIOnTheBallTerminalError, match=outcome) as excinfo:
-        sensor(video_id, deferrable=False).execute({})
+        sensor(video_id, deferrable=False).execute(task_context())
     assert isinstance(excinfo.value, AirflowFailException)
 
 
 def test_poke_mode_deleted_video_fails_without_retry(aiontheball_conn):
     with pytest.raises(AIOnTheBallTerminalError, match="video 4242 no longer exists"):
-        sensor(4242, deferrable=False).execute({})
+        sensor(4242, deferrable=False).execute(task_context())
 
 
 def test_poke_mode_bad_token_fails_naming_connection(simulator, monkeypatch):
     monkeypatch.setenv(CONN_ENV, connection_json(simulator.base_url, token="bad", retry_limit=0))
     with pytest.raises(AIOnTheBallTerminalError, match="connection 'aiontheball_default' was refused with 401"):
-        sensor(790, deferrable=False).execute({})
+        sensor(790, deferrable=False).execute(task_context())
 
 
 def test_poke_mode_transient_failures_beyond_budget_fail_normally(aiontheball_conn):
@@ -85,16 +87,16 @@ def test_poke_mode_transient_failures_beyond_budget_fail_normally(aiontheball_co
         f"{aiontheball_conn.control_url}/faults", json={"kind": "status", "status": 503, "count": 100}, timeout=5
     )
     with pytest.raises(AIOnTheBallWaitError, match="503") as excinfo:
-        sensor(video_id, deferrable=False, max_consecutive_errors=2).execute({})
+        sensor(video_id, deferrable=False, max_consecutive_errors=2).execute(task_context())
     assert not isinstance(excinfo.value, AirflowFailException), "Airflow's retries apply"
 
 
 def test_poke_mode_timeout_and_soft_fail(aiontheball_conn):
     video_id = create_video(f"{VIDEO_URL}?sim_outcome=stuck")
     with pytest.raises(AirflowSensorTimeout):
-        sensor(video_id, deferrable=False, timeout=0.2).execute({})
+        sensor(video_id, deferrable=False, timeout=0.2).execute(task_context())
     with pytest.raises(AirflowSkipException):
-        sensor(video_id, deferrable=False, timeout=0.2, soft_fail=True).execute({})
+        sensor(video_id, deferrable=False, timeout=0.2, soft_fail=True).execute(task_context())
 
 
 @pytest.mark.parametrize(
@@ -106,7 +108,7 @@ def test_poke_mode_timeout_and_soft_fail(aiontheball_conn):
 )
 def test_bad_rendered_id_fails_before_any_request(aiontheball_conn, bad_id, words):
     with pytest.raises(AIOnTheBallInputError, match=words) as excinfo:
-        sensor(bad_id, deferrable=True).execute({})
+        sensor(bad_id, deferrable=True).execute(task_context())
     assert isinstance(excinfo.value, ValueError)
     assert isinstance(excinfo.value, AirflowFailException)
     assert api_requests(aiontheball_conn) == []
@@ -117,7 +119,7 @@ def test_deferrable_defers_with_trigger_and_timeout(aiontheball_conn):
     task = sensor(video_id, deferrable=True, poke_interval=42, timeout=600, min_poll_interval=3)
     before = time.time()
     with pytest.raises(TaskDeferred) as excinfo:
-        task.execute({})
+        task.execute(task_context())
     deferred = excinfo.value
     assert deferred.method_name == "execute_complete"
     assert deferred.timeout == dt.timedelta(seconds=600)
@@ -133,7 +135,7 @@ def test_deferrable_defers_with_trigger_and_timeout(aiontheball_conn):
 def test_deferrable_does_not_defer_when_already_available(aiontheball_conn):
     video_id = create_video()
     aiontheball_conn.simulator.set_video_status(video_id, "available")
-    video = sensor(video_id, deferrable=True).execute({})
+    video = sensor(video_id, deferrable=True).execute(task_context())
     assert video["id"] == video_id
 
 
@@ -141,7 +143,7 @@ def test_deferrable_does_not_defer_when_already_failed(aiontheball_conn):
     video_id = create_video()
     aiontheball_conn.simulator.set_video_status(video_id, "error")
     with pytest.raises(AIOnTheBallTerminalError):
-        sensor(video_id, deferrable=True).execute({})
+        sensor(video_id, deferrable=True).execute(task_context())
 
 
 def test_default_deferrable_follows_airflow_config(monkeypatch):
@@ -169,7 +171,9 @@ def test_execute_complete_fails_closed(event, error):
 def test_execute_complete_returns_the_video_on_success():
     video = {"id": 1, "status": "available", "mp4_source": "https://cdn.example/1.mp4"}
     event = {"status": "success", "video_id": 1, "video_status": "available", "message": "ok", "video": video}
-    assert sensor(1).execute_complete({}, event) == video
+    context = task_context()
+    assert sensor(1).execute_complete(context, event) == video
+    assert context["ti"].xcoms == {"mp4_source": "https://cdn.example/1.mp4"}
 
 
 @pytest.mark.parametrize(
@@ -199,4 +203,4 @@ def test_deferred_timeout_respects_soft_fail(soft_fail, expected):
 def test_terminal_failure_is_skipped_with_soft_fail_in_poke_mode(aiontheball_conn):
     video_id = create_video(f"{VIDEO_URL}?sim_outcome=error")
     with pytest.raises(AirflowSkipException):
-        sensor(video_id, deferrable=False, soft_fail=True).execute({})
+        sensor(video_id, deferrable=False, soft_fail=True).execute(task_context())

@@ -13,11 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_provider_aiontheball.exceptions import (
-    AIOnTheBallTerminalError,
-    AIOnTheBallWaitError,
-    bad_input_fails_task,
-)
+from airflow_provider_aiontheball.exceptions import bad_input_fails_task
 from airflow_provider_aiontheball.polling import (
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
@@ -119,6 +115,7 @@ class AIOnTheBallWaitSensor(BaseSensorOperator):
         )
         if resource is None:
             return False
+        self.on_success(context, resource)
         return PokeReturnValue(is_done=True, xcom_value=resource)
 
     def execute(self, context: Context) -> Any:
@@ -135,15 +132,14 @@ class AIOnTheBallWaitSensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout),
         )
 
+    def on_success(self, context: Context, resource: dict[str, Any]) -> None:
+        """Called once with the finished resource, before it is returned (XCom ``return_value``)."""
+
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired. Fails closed: only a ``success`` event passes."""
-        status = event.get("status") if isinstance(event, dict) else None
-        message = (event.get("message") if isinstance(event, dict) else None) or f"unexpected trigger event {event!r}"
-        if status == "success" and isinstance(event, dict) and isinstance(event.get(self.resource), dict):
-            self.log.info(message)
-            return event[self.resource]
-        if status == "failed":
-            raise AIOnTheBallTerminalError(message)
-        if status == "timeout":
-            raise AirflowSensorTimeout(message)
-        raise AIOnTheBallWaitError(message)
+        from airflow_provider_aiontheball._waiting import result_from_event
+
+        resource = result_from_event(event, self.resource, AirflowSensorTimeout)
+        self.log.info("%s", (event or {}).get("message"))
+        self.on_success(context, resource)
+        return resource

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_aiontheball.links.video import XCOM_MP4_SOURCE, AIOnTheBallVideoLink, reserve_link_xcom
 from airflow_provider_aiontheball.sensors._base import DEFAULT_CONN_ID, AIOnTheBallWaitSensor
 from airflow_provider_aiontheball.statuses import VIDEO_STATUSES
 
 if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
     from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
 
 
@@ -40,6 +43,7 @@ class AIOnTheBallVideoSensor(AIOnTheBallWaitSensor):
     """
 
     template_fields: Sequence[str] = ("video_id",)
+    operator_extra_links = (AIOnTheBallVideoLink(),)
     ui_color = "#2e7d32"
     ui_fgcolor = "#ffffff"
 
@@ -59,6 +63,15 @@ class AIOnTheBallVideoSensor(AIOnTheBallWaitSensor):
 
     def fetch(self, resource_id: int) -> dict[str, Any]:
         return self.hook.get_video(resource_id)
+
+    def execute(self, context: Context) -> Any:
+        reserve_link_xcom(context)
+        return super().execute(context)
+
+    def on_success(self, context: Context, resource: dict[str, Any]) -> None:
+        # For the "AI on the Ball video" link: built from XCom, never by calling the API on page load.
+        if resource.get("mp4_source"):
+            context["ti"].xcom_push(key=XCOM_MP4_SOURCE, value=resource["mp4_source"])
 
     def build_trigger(self, resource_id: int, end_time: float) -> AIOnTheBallVideoTrigger:
         from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger

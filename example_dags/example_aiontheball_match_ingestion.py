@@ -1,0 +1,143 @@
+"""Scheduled match ingestion with AI on the Ball: one mapped task per match video.
+
+For every match in the ``matches`` param (URL, teams, date):
+
+1. ``create_video``  — POST the video (retries never create a duplicate; XCom ``video_id`` at once);
+2. ``wait_for_video`` — a deferrable sensor: no worker slot is held while the API downloads and
+   prepares the video; the triggerer polls adaptively;
+3. ``summarize_video`` — a downstream ``@task`` that uses the video's metadata (duration, game name);
+4. ``delete_video`` — optional clean-up, only when the ``cleanup`` param is true.
+
+Run it against the bundled simulator with ``make demo``, or against the real API by giving the
+``aiontheball_default`` connection your token (leave its host empty) and real match URLs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from airflow.providers.common.compat.sdk import Param, dag, task
+
+from airflow_provider_aiontheball.operators.video import (
+    AIOnTheBallCreateVideoOperator,
+    AIOnTheBallDeleteVideoOperator,
+)
+from airflow_provider_aiontheball.sensors.video import AIOnTheBallVideoSensor
+
+#: Matches ingested when the run does not override the param (public example URLs: the simulator
+#: accepts any URL; the real API needs MP4s it can download, 1080p or lower at 25 fps, ≥ 10 minutes).
+DEFAULT_MATCHES: list[dict[str, Any]] = [
+    {
+        "video_file_url": "https://example.com/season-2025/ajax-psv.mp4",
+        "home_team_name": "Ajax",
+        "away_team_name": "PSV",
+        "date": "2025-01-15",
+    },
+    {
+        "video_file_url": "https://example.com/season-2025/feyenoord-az.mp4",
+        "home_team_name": "Feyenoord",
+        "away_team_name": "AZ",
+        "date": "2025-01-18",
+    },
+    {
+        "video_file_url": "https://example.com/season-2025/twente-utrecht.mp4",
+        "home_team_name": "Twente",
+        "away_team_name": "Utrecht",
+        "date": "2025-01-19",
+        "left_start_team": "away",
+    },
+]
+
+
+log = logging.getLogger(__name__)
+
+
+def video_id_of(video: dict[str, Any]) -> int:
+    """The id of a video returned by ``create_video`` (used to map the sensors over the creates)."""
+    return int(video["id"])
+
+
+@dag(
+    dag_id="example_aiontheball_match_ingestion",
+    description="Create, wait for and summarise a season's match videos with AI on the Ball.",
+    schedule="@weekly",
+    start_date=dt.datetime(2025, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["example", "aiontheball"],
+    params={
+        "matches": Param(
+            DEFAULT_MATCHES,
+            type="array",
+            items={"type": "object", "required": ["video_file_url"]},
+            description="Match videos to ingest: video_file_url plus optional title, team names, date, "
+            "offsets and left_start_team.",
+        ),
+        "cleanup": Param(False, type="boolean", description="Delete the videos (and their analyses) at the end."),
+    },
+    default_args={
+        # Transient API trouble is already retried inside each request and tolerated by the waiting
+        # trigger; task retries cover what outlasts that (e.g. a long outage). Creating again is safe:
+        # the operator reuses the video an earlier try created.
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=2),
+    },
+)
+def example_aiontheball_match_ingestion() -> None:
+    @task
+    def matches_to_ingest(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """One create_video kwargs dict per match; a title is derived so retries can find the video."""
+        matches = []
+        for match in (params or {})["matches"]:
+            match = dict(match)
+            if not match.get("title") and match.get("home_team_name") and match.get("away_team_name"):
+                match["title"] = f"{match['home_team_name']} vs {match['away_team_name']}"
+            matches.append(match)
+        return matches
+
+    created = AIOnTheBallCreateVideoOperator.partial(
+        task_id="create_video",
+        # Bad fields (a malformed URL or date) fail the mapped task at once, without retries.
+    ).expand_kwargs(matches_to_ingest())
+
+    ready = AIOnTheBallVideoSensor.partial(
+        task_id="wait_for_video",
+        deferrable=True,  # wait in the triggerer: hundreds of matches hold no worker slot
+        poke_interval=60,  # at most one poll a minute per video once nothing changes
+        timeout=3 * 3600,  # a match download and preparation takes minutes; 3 h means something is wrong
+        # soft_fail=False: a video that fails (error / no match detected) must show as a failure, not
+        # be skipped silently. Such failures end the task at once, without spending retries.
+        soft_fail=False,
+    ).expand(video_id=created.output.map(video_id_of))
+
+    @task
+    def summarize_video(video: dict[str, Any]) -> dict[str, Any]:
+        """Downstream use of the video's metadata, e.g. to register it in a data catalogue."""
+        minutes = (video.get("duration") or 0) / 60
+        summary = {
+            "video_id": video["id"],
+            "game_name": video.get("game_name"),
+            "title": video.get("title"),
+            "duration_minutes": round(minutes, 1),
+            "mp4_source": video.get("mp4_source"),
+        }
+        log.info("Video %s (%s) is ready: %.0f min", summary["video_id"], summary["game_name"], minutes)
+        return summary
+
+    summaries = summarize_video.expand(video=ready.output)
+
+    @task.short_circuit
+    def cleanup_requested(params: dict[str, Any] | None = None) -> bool:
+        return bool((params or {}).get("cleanup"))
+
+    deleted = AIOnTheBallDeleteVideoOperator.partial(
+        task_id="delete_video",
+        missing_ok=True,  # safe to run again
+    ).expand(video_id=created.output.map(video_id_of))
+
+    summaries >> cleanup_requested() >> deleted
+
+
+example_aiontheball_match_ingestion_dag = example_aiontheball_match_ingestion()

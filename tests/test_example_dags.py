@@ -1,0 +1,97 @@
+"""The example DAGs import cleanly and run green with ``dag.test()`` against the simulator."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.conftest import EXAMPLE_DAGS, load_dag_file
+
+EXAMPLE_FILES = sorted(EXAMPLE_DAGS.glob("example_*.py"))
+
+
+def api_requests(server, method: str | None = None) -> list[dict]:
+    logged = requests.get(f"{server.control_url}/requests", timeout=5).json()["requests"]
+    return [r for r in logged if method is None or r["method"] == method]
+
+
+def states(dag_run) -> dict[tuple[str, int], str]:
+    return {(ti.task_id, ti.map_index): str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def test_there_are_examples():
+    names = {path.name for path in EXAMPLE_FILES}
+    assert {"example_aiontheball_match_ingestion.py", "example_aiontheball_minimal.py"} <= names
+
+
+def test_examples_import_without_errors():
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 2
+        from airflow.models.dagbag import DagBag
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS))  # examples are off: AIRFLOW__CORE__LOAD_EXAMPLES=False
+    assert bag.import_errors == {}
+    assert {"example_aiontheball_match_ingestion", "example_aiontheball_minimal"} <= set(bag.dag_ids)
+
+
+def test_minimal_example_runs_green(airflow_db, aiontheball_conn):
+    dag = load_dag_file(EXAMPLE_DAGS / "example_aiontheball_minimal.py")
+    dag_run = dag.test()
+    assert str(dag_run.state) == "success", states(dag_run)
+    assert set(states(dag_run).values()) == {"success"}
+    posts, deletes = api_requests(aiontheball_conn, "POST"), api_requests(aiontheball_conn, "DELETE")
+    assert len(posts) == 1
+    assert len(deletes) == 1
+    assert len(api_requests(aiontheball_conn, "GET")) >= 2, "the sensor poked, deferred, and the trigger polled"
+    assert aiontheball_conn.simulator.video_json(790) is None, "deleted"
+
+
+def test_match_ingestion_runs_green_for_every_match(airflow_db, aiontheball_conn):
+    dag = load_dag_file(EXAMPLE_DAGS / "example_aiontheball_match_ingestion.py")
+    dag_run = dag.test()
+    task_states = states(dag_run)
+    assert str(dag_run.state) == "success", task_states
+    for task_id in ("create_video", "wait_for_video", "summarize_video"):
+        assert [task_states[(task_id, i)] for i in range(3)] == ["success"] * 3, task_states
+    deletes = {state for (task_id, _), state in task_states.items() if task_id == "delete_video"}
+    assert deletes == {"skipped"}, "cleanup is off by default"
+    assert api_requests(aiontheball_conn, "DELETE") == []
+    posted = [r["body"] for r in api_requests(aiontheball_conn, "POST")]
+    assert [p["title"] for p in posted] == ["Ajax vs PSV", "Feyenoord vs AZ", "Twente vs Utrecht"]
+    assert posted[2]["left_start_team"] == "away"
+
+
+def test_match_ingestion_with_params_and_cleanup(airflow_db, aiontheball_conn):
+    dag = load_dag_file(EXAMPLE_DAGS / "example_aiontheball_match_ingestion.py")
+    matches = [
+        {"video_file_url": "https://example.com/a.mp4", "home_team_name": "A", "away_team_name": "B"},
+        {"video_file_url": "https://example.com/c.mp4", "title": "C vs D", "date": "2025-03-01"},
+    ]
+    dag_run = dag.test(run_conf={"matches": matches, "cleanup": True})
+    task_states = states(dag_run)
+    assert str(dag_run.state) == "success", task_states
+    assert [task_states[("delete_video", i)] for i in range(2)] == ["success"] * 2
+    assert len(api_requests(aiontheball_conn, "DELETE")) == 2
+    remaining = requests.get(
+        f"{aiontheball_conn.base_url}/videos",
+        headers={"Authorization": "Bearer test-token-4f9c2a7e1b", "Accept": "application/json"},
+        timeout=5,
+    ).json()["data"]
+    assert remaining == []
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.stem for p in EXAMPLE_FILES])
+def test_example_module_is_cheap_to_parse(path):
+    """DAG files are parsed every few seconds: an example must not pull in HTTP libraries."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, runpy; import airflow; before = set(sys.modules); "
+        f"runpy.run_path({str(path)!r}); "
+        "new = set(sys.modules) - before; "
+        "print(','.join(sorted(m for m in ('aiohttp', 'requests', 'tenacity') if m in new)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1:] in ([""], []), f"{path.name} imported {result.stdout.strip()}"
