@@ -23,6 +23,21 @@ from airflow_provider_aiontheball.hooks._client import describe_failure, is_tran
 from airflow_provider_aiontheball.polling import ErrorBudget, format_duration
 from airflow_provider_aiontheball.statuses import Outcome, StatusVocabulary, UnknownStatusLogger
 
+#: Progress points between two progress log lines: a line per meaningful change, not per poll.
+PROGRESS_LOG_STEP = 5.0
+
+
+def progress_of(resource: dict[str, Any]) -> float | None:
+    """The resource's ``progress`` (0-100) as a float, or ``None`` when absent or not a number."""
+    value = resource.get("progress")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if 0.0 <= number <= 100.0 else None
+
 
 @dataclass
 class WaitObserver:
@@ -33,6 +48,8 @@ class WaitObserver:
     :param conn_id: the Airflow connection id (named when access is refused).
     :param log: where status changes are logged (``self.log`` of the trigger/sensor/operator).
     :param describe: how a resource's state reads in a log line (default: its status).
+    :param ready: whether a resource in a success status is really usable (an analysis ``done`` whose
+        ``results_available`` is still false is not); default: always.
     """
 
     vocabulary: StatusVocabulary
@@ -40,10 +57,15 @@ class WaitObserver:
     conn_id: str
     log: Any
     describe: Callable[[dict[str, Any]], str] = field(default=lambda resource: str(resource.get("status")))
+    ready: Callable[[dict[str, Any]], bool] = field(default=lambda resource: True)
     clock: Callable[[], float] = time.monotonic
     last_status: str | None = field(default=None, init=False)
+    #: The resource as last fetched (``None`` before the first successful poll).
+    last_resource: dict[str, Any] | None = field(default=None, init=False)
     _last_change: float = field(default=0.0, init=False)
     _unknown: UnknownStatusLogger = field(init=False)
+    _logged_progress: tuple[str | None, float] | None = field(default=None, init=False)
+    _warned_not_ready: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self._unknown = UnknownStatusLogger(self.vocabulary, self.log)
@@ -55,6 +77,7 @@ class WaitObserver:
 
     def observe(self, resource: dict[str, Any]) -> Outcome:
         """Record one fetched state, log it if it changed, and classify it."""
+        self.last_resource = resource
         raw = resource.get("status")
         status = None if raw is None else str(raw)
         self._unknown.check(self.resource_id, status)
@@ -71,7 +94,26 @@ class WaitObserver:
                     format_duration(now - self._last_change),
                 )
             self.last_status, self._last_change = status, now
-        return self.vocabulary.classify(status)
+        outcome = self.vocabulary.classify(status)
+        if outcome is Outcome.SUCCESS and not self.ready(resource):
+            if not self._warned_not_ready:
+                self._warned_not_ready = True
+                self.log.info("%s is %s but its results are not available yet; waiting.", self.name, status)
+            return Outcome.IN_PROGRESS
+        return outcome
+
+    def report_progress(self, resource: dict[str, Any], eta_seconds: float | None) -> None:
+        """Log ``analysis 1247: running 45% (ETA ~1h 52m)`` when progress moved by a meaningful step."""
+        progress = progress_of(resource)
+        if progress is None:
+            return
+        if self._logged_progress is not None:
+            logged_status, logged = self._logged_progress
+            if logged_status == self.last_status and progress - logged < PROGRESS_LOG_STEP:
+                return
+        self._logged_progress = (self.last_status, progress)
+        eta = f" (ETA ~{format_duration(eta_seconds)})" if eta_seconds is not None else ""
+        self.log.info("%s: %s %.0f%%%s", self.name, self.last_status, progress, eta)
 
     # -- messages, identical wherever the wait runs -------------------------------------------------
 
@@ -170,11 +212,15 @@ def wait_sync(
     fetch: Callable[[], dict[str, Any]],
     timeout: float,
     *,
+    next_interval: Callable[[Any, dict[str, Any], float], float],
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """Wait in the current process (a task that does not defer), with the trigger's semantics.
 
+    :param schedule: the polling schedule (``after_failure`` is called after a tolerated failure).
+    :param next_interval: the trigger's ``next_interval(schedule, resource, now)``, so a task that
+        waits in-process polls exactly like the trigger would.
     :raises AIOnTheBallWaitError: the timeout passed (``timeout`` seconds), or transient failures
         outlasted the error budget; Airflow's retries apply.
     :raises AIOnTheBallTerminalError: the resource failed, is gone, or access was refused.
@@ -187,7 +233,9 @@ def wait_sync(
         waited = clock() - started
         if waited >= timeout:
             raise AIOnTheBallWaitError(observer.timed_out(waited))
-        # A tolerated failure backs off; an observation adapts to whether the status changed.
-        failed = budget.consecutive > 0
-        interval = schedule.after_failure() if failed else schedule.after_observation(observer.last_status)
+        if budget.consecutive or observer.last_resource is None:  # the poll failed (tolerated)
+            interval = schedule.after_failure()
+        else:
+            interval = next_interval(schedule, observer.last_resource, time.time())
+            observer.report_progress(observer.last_resource, getattr(schedule, "eta_seconds", lambda: None)())
         sleep(min(interval, timeout - waited))

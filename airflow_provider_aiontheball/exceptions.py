@@ -154,6 +154,10 @@ class AIOnTheBallWaitError(AIOnTheBallError):
     (deadline passed, or transient failures outlasted the error budget)."""
 
 
+class AIOnTheBallResultsNotReadyError(AIOnTheBallError):
+    """An analysis's results were requested before the analysis is ``done``; retrying later may help."""
+
+
 class AIOnTheBallTerminalError(AIOnTheBallError, AirflowFailException):
     """The remote resource can never reach the awaited state (failed status, deleted, no access).
 

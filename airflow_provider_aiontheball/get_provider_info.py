@@ -79,13 +79,19 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": INTEGRATION_NAME,
-                "python-modules": ["airflow_provider_aiontheball.operators.video"],
+                "python-modules": [
+                    "airflow_provider_aiontheball.operators.video",
+                    "airflow_provider_aiontheball.operators.analysis",
+                ],
             }
         ],
         "sensors": [
             {
                 "integration-name": INTEGRATION_NAME,
-                "python-modules": ["airflow_provider_aiontheball.sensors.video"],
+                "python-modules": [
+                    "airflow_provider_aiontheball.sensors.video",
+                    "airflow_provider_aiontheball.sensors.analysis",
+                ],
             }
         ],
         "hooks": [
@@ -97,7 +103,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": INTEGRATION_NAME,
-                "python-modules": ["airflow_provider_aiontheball.triggers.video"],
+                "python-modules": [
+                    "airflow_provider_aiontheball.triggers.video",
+                    "airflow_provider_aiontheball.triggers.analysis",
+                ],
             }
         ],
         "extra-links": ["airflow_provider_aiontheball.links.video.AIOnTheBallVideoLink"],

@@ -12,16 +12,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-#: Default first (and post-change) interval of the adaptive schedule, in seconds.
-DEFAULT_MIN_POLL_INTERVAL = 5.0
-#: Default cap of the adaptive schedule (the sensor's ``poke_interval`` when it defers).
-DEFAULT_POLL_INTERVAL = 60.0
-#: Growth of the interval per poll that sees no change.
-DEFAULT_BACKOFF_FACTOR = 1.5
-#: Transient failures in a row a wait tolerates before giving up.
-DEFAULT_MAX_CONSECUTIVE_ERRORS = 10
-#: Seconds of uninterrupted transient failures a wait tolerates before giving up.
-DEFAULT_ERROR_BUDGET_SECONDS = 900.0
+from airflow_provider_aiontheball.defaults import (  # re-exported: the schedules' defaults
+    DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
+    DEFAULT_ANALYSIS_POLL_INTERVAL,
+    DEFAULT_BACKOFF_FACTOR,
+    DEFAULT_ERROR_BUDGET_SECONDS,
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    DEFAULT_MIN_POLL_INTERVAL,
+    DEFAULT_POLL_INTERVAL,
+)
+
+__all__ = [
+    "DEFAULT_ANALYSIS_MIN_POLL_INTERVAL",
+    "DEFAULT_ANALYSIS_POLL_INTERVAL",
+    "DEFAULT_BACKOFF_FACTOR",
+    "DEFAULT_ERROR_BUDGET_SECONDS",
+    "DEFAULT_MAX_CONSECUTIVE_ERRORS",
+    "DEFAULT_MIN_POLL_INTERVAL",
+    "DEFAULT_POLL_INTERVAL",
+    "AdaptiveSchedule",
+    "ErrorBudget",
+    "ProgressSchedule",
+    "format_duration",
+]
 
 
 def format_duration(seconds: float) -> str:
@@ -122,50 +135,91 @@ class ErrorBudget:
 class ProgressSchedule:
     """Poll a long job near its expected finish, estimated from the rate its ``progress`` rises.
 
-    With two or more observations of a rising progress (0-100), the time left is estimated as
-    ``(100 - progress) / rate``; the next poll is a ``safety`` fraction of that (so an estimate that
-    is too optimistic is corrected by the following poll), bounded by ``min_interval`` and
-    ``max_interval``. Without usable progress it behaves like :class:`AdaptiveSchedule`.
+    The rate is measured from the first observation of the current progressing phase to the latest one
+    (a long baseline averages out noise). The next poll comes after ``safety`` times the time the job needs
+    to get within ``margin_points`` of 100 %, bounded by ``min_interval`` and ``max_interval``: far
+    from the finish a few long sleeps, then geometrically shorter ones, then ``min_interval`` polls
+    through the last points, where noise makes any estimate unreliable. That bounds the detection
+    latency by ``min_interval`` whatever the noise, at a cost of a few dozen polls for hours of work.
 
-    :param min_interval: shortest interval in seconds (near the finish). Default 30.
-    :param max_interval: longest interval in seconds (far from the finish). Default 1800.
-    :param safety: fraction of the estimated time left to wait. Default 0.5.
-    :param fallback: the schedule used while progress says nothing.
+    Without usable progress (not reported, flat, or a new phase that has not moved yet) it falls back to
+    :class:`AdaptiveSchedule` capped at ``fallback_max_interval``. When the estimate says the job
+    should be done but progress stopped rising (a long aggregation at 99 %), polls back off by
+    ``factor`` from ``min_interval`` up to ``fallback_max_interval`` instead of hammering the API.
+
+    :param min_interval: shortest interval in seconds, used near the finish. Default 45.
+    :param max_interval: longest interval in seconds, far from the finish. Default 1800.
+    :param safety: fraction of the estimated remaining time to sleep. Default 0.5.
+    :param margin_points: progress points below 100 treated as "finishing". Default 3.
+    :param fallback_max_interval: cap of the interval without a usable estimate. Default 300.
+    :param factor: growth per unchanged poll without an estimate, or while stalled. Default 1.5.
     """
 
-    min_interval: float = 30.0
-    max_interval: float = 1800.0
+    min_interval: float = DEFAULT_ANALYSIS_MIN_POLL_INTERVAL
+    max_interval: float = DEFAULT_ANALYSIS_POLL_INTERVAL
     safety: float = 0.5
-    fallback: AdaptiveSchedule = field(default_factory=AdaptiveSchedule)
-    _first: tuple[float, float] | None = field(default=None, init=False)
+    margin_points: float = 3.0
+    fallback_max_interval: float = 300.0
+    factor: float = DEFAULT_BACKOFF_FACTOR
+    #: A drop of more than this many points means the job restarted: measure the rate afresh.
+    restart_drop_points: float = 10.0
+    _fallback: AdaptiveSchedule = field(init=False)
+    _baseline: tuple[float, float] | None = field(default=None, init=False)
     _last: tuple[float, float] | None = field(default=None, init=False)
     _state: object = field(default=None, init=False)
+    _stalled_polls: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.min_interval = min(self.min_interval, self.max_interval)
+        self._fallback = AdaptiveSchedule(
+            min_interval=self.min_interval,
+            max_interval=max(self.min_interval, min(self.fallback_max_interval, self.max_interval)),
+            factor=self.factor,
+        )
+
+    def _rate(self) -> float | None:
+        if self._baseline is None or self._last is None:
+            return None
+        (t0, p0), (t1, p1) = self._baseline, self._last
+        if t1 <= t0 or p1 <= p0:
+            return None
+        return (p1 - p0) / (t1 - t0)
 
     def eta_seconds(self) -> float | None:
         """Estimated seconds until progress reaches 100 at the rate seen so far, if it can be told."""
-        if self._first is None or self._last is None:
+        rate = self._rate()
+        if rate is None or self._last is None:
             return None
-        (t0, p0), (t1, p1) = self._first, self._last
-        if t1 <= t0 or p1 <= p0:
-            return None
-        rate = (p1 - p0) / (t1 - t0)
-        return max(0.0, (100.0 - p1) / rate)
+        return max(0.0, (100.0 - self._last[1]) / rate)
 
     def after_observation(self, state: object, progress: float | None, now: float) -> float:
-        """Seconds until the next poll after seeing ``state`` with ``progress`` at ``now``."""
+        """Seconds until the next poll after seeing ``state`` with ``progress`` (0-100) at ``now``."""
+        previous = self._last[1] if self._last is not None else None
         if state != self._state:
-            # A new phase (e.g. waiting_for_video → running) starts a new rate estimate.
+            # A phase in which progress never moved (init, waiting) says nothing about the rate of
+            # the next one; a phase in which it rose (running → aggregating) keeps its baseline.
+            if self._baseline is not None and previous is not None and previous <= self._baseline[1]:
+                self._baseline = None
             self._state = state
-            self._first = None
         if progress is not None and math.isfinite(progress):
-            if self._first is None or (self._last is not None and progress < self._last[1]):
-                self._first = (now, progress)
+            if self._baseline is None or (previous is not None and progress < previous - self.restart_drop_points):
+                self._baseline = (now, progress)
             self._last = (now, progress)
-        eta = self.eta_seconds()
-        if eta is None:
-            return self.fallback.after_observation(state)
-        self.fallback.after_observation(state)  # keep its notion of "changed" current
-        return min(self.max_interval, max(self.min_interval, eta * self.safety))
+        rate = self._rate()
+        if rate is None or self._last is None:
+            self._stalled_polls = 0
+            return self._fallback.after_observation(state)
+        self._fallback.after_observation(state)  # keep its notion of "changed" current
+        finishing_in = max(0.0, (100.0 - self.margin_points - self._last[1]) / rate)
+        interval = finishing_in * self.safety
+        if interval > self.min_interval:
+            self._stalled_polls = 0
+            return min(self.max_interval, interval)
+        # Finishing: poll at the minimum, unless progress stopped rising for a while.
+        rising = progress is not None and previous is not None and progress > previous
+        self._stalled_polls = 0 if rising else self._stalled_polls + 1
+        stalled_steps = max(0, self._stalled_polls - 2)
+        return min(self._fallback.max_interval, self.min_interval * self.factor**stalled_steps)
 
     def after_failure(self, retry_after: float | None = None) -> float:
-        return self.fallback.after_failure(retry_after)
+        return self._fallback.after_failure(retry_after)

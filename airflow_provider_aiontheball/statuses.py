@@ -103,6 +103,10 @@ ANALYSIS_STATUSES = StatusVocabulary(
 )
 
 
+#: Vocabulary by resource name, for code that only knows the name.
+VOCABULARIES: dict[str, StatusVocabulary] = {"video": VIDEO_STATUSES, "analysis": ANALYSIS_STATUSES}
+
+
 class UnknownStatusLogger:
     """Log each undocumented status once per waiter, instead of once per poll (or never)."""
 

@@ -14,7 +14,8 @@ this module is imported.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ import tenacity
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_aiontheball.exceptions import (
+    AIOnTheBallConfigurationError,
     AIOnTheBallError,
     AIOnTheBallNotFoundError,
     AIOnTheBallTimeoutError,
@@ -77,11 +79,33 @@ def _explain_missing_analysis_route(exc: AIOnTheBallNotFoundError) -> AIOnTheBal
     )
 
 
+@dataclass(frozen=True)
+class _Done:
+    value: Any
+
+
+def _resume(steps: Generator[ApiRequest, Any, Any], outcome: Any) -> ApiRequest | _Done:
+    """Send a request's result (or throw its error) into a lookup; its next request, or ``_Done``."""
+    try:
+        return steps.throw(outcome) if isinstance(outcome, BaseException) else steps.send(outcome)
+    except StopIteration as finished:
+        return _Done(finished.value)
+
+
+def analysis_in_video(video: dict[str, Any], analysis_id: int | str) -> dict[str, Any] | None:
+    """The ``{id, status}`` entry of ``analysis_id`` in a video's documented ``analyses`` list, if any."""
+    for entry in video.get("analyses") or []:
+        if isinstance(entry, dict) and str(entry.get("id")) == str(analysis_id):
+            return {**entry, "video_id": video.get("id")}
+    return None
+
+
 class _SettingsMixin:
     """Constructor arguments shared by both hooks, and the connection → settings step."""
 
     aiontheball_conn_id: str
     _overrides: dict[str, Any]
+    log: Any  # BaseHook's logger
 
     def _init_settings(
         self,
@@ -98,6 +122,46 @@ class _SettingsMixin:
             "retry_min_wait": retry_min_wait,
             "retry_max_wait": retry_max_wait,
         }
+
+    #: Set once the server answered that it has no ``GET /analyses/{id}`` route (see ``get_analysis``).
+    _analysis_route_missing: bool = False
+
+    def _note_missing_analysis_route(self, video_id: int | str) -> None:
+        self._analysis_route_missing = True
+        self.log.warning(
+            "This server has no GET /analyses/{id} route (the API documents none); following analyses through "
+            "GET /videos/%s instead, which reports their status but not their progress.",
+            video_id,
+        )
+
+    def _analysis_lookup(
+        self, analysis_id: int | str, video_id: int | str | None
+    ) -> Generator[ApiRequest, Any, dict[str, Any]]:
+        """How to read an analysis, as steps both hooks run: each yielded request's result (or error)
+        is sent back in. ``GET /analyses/{id}`` first; if the server has no such route and the video is
+        known, the video's ``analyses`` list."""
+        if not self._analysis_route_missing:
+            try:
+                return (yield endpoints.get_analysis(analysis_id))  # type: ignore[no-any-return]
+            except AIOnTheBallNotFoundError as exc:
+                if video_id is None:
+                    raise _explain_missing_analysis_route(exc) from None
+                entry = analysis_in_video((yield endpoints.get_video(video_id)), analysis_id)
+                if entry is None:
+                    raise _explain_missing_analysis_route(exc) from None
+                self._note_missing_analysis_route(video_id)
+                return entry
+        if video_id is None:
+            raise AIOnTheBallConfigurationError("this server has no GET /analyses/{id} route: give the video_id")
+        entry = analysis_in_video((yield endpoints.get_video(video_id)), analysis_id)
+        if entry is None:
+            raise AIOnTheBallNotFoundError(
+                status_code=404,
+                method="GET",
+                path=f"/videos/{video_id}",
+                detail=f"analysis {analysis_id} is no longer listed in video {video_id}",
+            )
+        return entry
 
     def _settings_from(self, conn: Any, extra: dict[str, Any]) -> ClientSettings:
         return resolve_settings(
@@ -326,12 +390,23 @@ class AIOnTheBallHook(_SettingsMixin, BaseHook):
         """Start an analysis of a video (``POST /videos/{id}/analysis``); the video need not be ready."""
         return self.run(endpoints.create_analysis(video_id, fps))  # type: ignore[no-any-return]
 
-    def get_analysis(self, analysis_id: int | str) -> dict[str, Any]:
-        """Return an analysis (``GET /analyses/{id}``: implied by the docs, envelope assumed either way)."""
-        try:
-            return self.run(endpoints.get_analysis(analysis_id))  # type: ignore[no-any-return]
-        except AIOnTheBallNotFoundError as exc:
-            raise _explain_missing_analysis_route(exc) from None
+    def get_analysis(self, analysis_id: int | str, video_id: int | str | None = None) -> dict[str, Any]:
+        """Return an analysis (``GET /analyses/{id}``: implied by the docs, envelope assumed either way).
+
+        :param video_id: the analysis's video. When given and the server turns out to have no
+            ``GET /analyses/{id}`` route, the analysis is read from the video's documented
+            ``analyses`` list instead (``{id, status}`` only: no progress), and that is logged once.
+        """
+        steps = self._analysis_lookup(analysis_id, video_id)
+        step: ApiRequest | _Done = next(steps)
+        while isinstance(step, ApiRequest):
+            try:
+                result = self.run(step)
+            except AIOnTheBallError as exc:
+                step = _resume(steps, exc)
+            else:
+                step = _resume(steps, result)
+        return step.value  # type: ignore[no-any-return]
 
     def get_summary(self, analysis_id: int | str) -> dict[str, Any]:
         """Return an analysis's summary (a bare JSON object: teams, possession, players)."""
@@ -592,9 +667,19 @@ class AIOnTheBallAsyncHook(_SettingsMixin, BaseHook):
         """Return video ``video_id`` (``GET /videos/{id}``)."""
         return await self.run(endpoints.get_video(video_id))  # type: ignore[no-any-return]
 
-    async def get_analysis(self, analysis_id: int | str) -> dict[str, Any]:
-        """Return an analysis (``GET /analyses/{id}``, undocumented; either envelope accepted)."""
-        try:
-            return await self.run(endpoints.get_analysis(analysis_id))  # type: ignore[no-any-return]
-        except AIOnTheBallNotFoundError as exc:
-            raise _explain_missing_analysis_route(exc) from None
+    async def get_analysis(self, analysis_id: int | str, video_id: int | str | None = None) -> dict[str, Any]:
+        """Return an analysis (``GET /analyses/{id}``, undocumented; either envelope accepted).
+
+        :param video_id: as in :meth:`AIOnTheBallHook.get_analysis`: the fallback when the server has no
+            ``GET /analyses/{id}`` route.
+        """
+        steps = self._analysis_lookup(analysis_id, video_id)
+        step: ApiRequest | _Done = next(steps)
+        while isinstance(step, ApiRequest):
+            try:
+                result = await self.run(step)
+            except AIOnTheBallError as exc:
+                step = _resume(steps, exc)
+            else:
+                step = _resume(steps, result)
+        return step.value  # type: ignore[no-any-return]

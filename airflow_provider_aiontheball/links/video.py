@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
+from airflow.providers.common.compat.sdk import BaseOperatorLink
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import TaskInstanceKey
@@ -35,5 +35,7 @@ class AIOnTheBallVideoLink(BaseOperatorLink):
     name = "AI on the Ball video"
 
     def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.providers.common.compat.sdk import XCom
+
         value = XCom.get_value(ti_key=ti_key, key=XCOM_MP4_SOURCE)
         return value if isinstance(value, str) and value.startswith(("https://", "http://")) else ""

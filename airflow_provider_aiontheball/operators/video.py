@@ -13,12 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, conf
+from airflow.providers.common.compat.sdk import conf
 
-from airflow_provider_aiontheball.exceptions import bad_input_fails_task
+from airflow_provider_aiontheball.defaults import (
+    DEFAULT_CONN_ID,
+    DEFAULT_ERROR_BUDGET_SECONDS,
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    DEFAULT_MIN_POLL_INTERVAL,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_VIDEO_WAIT_TIMEOUT,
+)
 from airflow_provider_aiontheball.links.video import (
     XCOM_GAME_NAME,
     XCOM_MP4_SOURCE,
@@ -26,41 +32,17 @@ from airflow_provider_aiontheball.links.video import (
     AIOnTheBallVideoLink,
     reserve_link_xcom,
 )
-from airflow_provider_aiontheball.polling import (
-    DEFAULT_ERROR_BUDGET_SECONDS,
-    DEFAULT_MAX_CONSECUTIVE_ERRORS,
-    DEFAULT_MIN_POLL_INTERVAL,
-    DEFAULT_POLL_INTERVAL,
-)
-from airflow_provider_aiontheball.validation import VIDEO_UPDATE_FIELDS, validate_id
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
+    from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
 
-DEFAULT_CONN_ID = "aiontheball_default"
-#: Default limit of ``wait_for_available``: downloading and preparing a full match takes minutes,
-#: a slow source URL can take an hour or more.
-DEFAULT_WAIT_TIMEOUT = 6 * 3600.0
 #: How far a server's ``created_at`` may be before our own clock and still count as "since we started".
 CLOCK_SKEW_SECONDS = 120.0
 #: Fields an earlier attempt's video can be recognised by in ``GET /videos`` (documented list fields).
 _IDENTIFYING_FIELDS = ("video_file_url", "title", "home_team_name", "away_team_name")
-
-
-class _AIOnTheBallOperator(BaseOperator):
-    """Connection id and lazily built hook, shared by the video and analysis operators."""
-
-    def __init__(self, *, aiontheball_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.aiontheball_conn_id = aiontheball_conn_id
-
-    @cached_property
-    def hook(self) -> AIOnTheBallHook:
-        from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
-
-        return AIOnTheBallHook(self.aiontheball_conn_id)
 
 
 def _parse_created_at(value: Any) -> dt.datetime | None:
@@ -73,7 +55,7 @@ def _parse_created_at(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-class AIOnTheBallCreateVideoOperator(_AIOnTheBallOperator):
+class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
     """Create an AI on the Ball video from a public URL, and optionally wait until it is ``available``.
 
     As soon as the POST succeeds the task pushes XCom ``video_id`` and ``game_name``, so downstream
@@ -134,7 +116,7 @@ class AIOnTheBallCreateVideoOperator(_AIOnTheBallOperator):
         wait_for_available: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = DEFAULT_POLL_INTERVAL,
-        timeout: float = DEFAULT_WAIT_TIMEOUT,
+        timeout: float = DEFAULT_VIDEO_WAIT_TIMEOUT,
         min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
@@ -164,6 +146,7 @@ class AIOnTheBallCreateVideoOperator(_AIOnTheBallOperator):
         return {name: getattr(self, name) for name in self.template_fields}
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_aiontheball.exceptions import bad_input_fails_task
         from airflow_provider_aiontheball.validation import video_create_body
 
         reserve_link_xcom(context)
@@ -270,34 +253,39 @@ class AIOnTheBallCreateVideoOperator(_AIOnTheBallOperator):
 
     # -- waiting ---------------------------------------------------------------------------------
 
-    def _defer_until_available(self, video_id: int) -> None:
+    def _trigger(self, video_id: int) -> AIOnTheBallVideoTrigger:
         from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
 
+        return AIOnTheBallVideoTrigger(
+            video_id=video_id,
+            aiontheball_conn_id=self.aiontheball_conn_id,
+            poll_interval=self.poll_interval,
+            end_time=time.time() + self.timeout,
+            min_poll_interval=self.min_poll_interval,
+            max_consecutive_errors=self.max_consecutive_errors,
+            error_budget_seconds=self.error_budget_seconds,
+        )
+
+    def _defer_until_available(self, video_id: int) -> None:
         self.defer(
-            trigger=AIOnTheBallVideoTrigger(
-                video_id=video_id,
-                aiontheball_conn_id=self.aiontheball_conn_id,
-                poll_interval=self.poll_interval,
-                end_time=time.time() + self.timeout,
-                min_poll_interval=self.min_poll_interval,
-                max_consecutive_errors=self.max_consecutive_errors,
-                error_budget_seconds=self.error_budget_seconds,
-            ),
+            trigger=self._trigger(video_id),
             method_name="execute_complete",
             timeout=dt.timedelta(seconds=self.timeout),
         )
 
     def _wait_in_process(self, video_id: int) -> dict[str, Any]:
         from airflow_provider_aiontheball._waiting import WaitObserver, wait_sync
-        from airflow_provider_aiontheball.polling import AdaptiveSchedule, ErrorBudget
+        from airflow_provider_aiontheball.polling import ErrorBudget
         from airflow_provider_aiontheball.statuses import VIDEO_STATUSES
 
+        trigger = self._trigger(video_id)  # the same schedule as the deferred wait, run in-process
         return wait_sync(
             WaitObserver(VIDEO_STATUSES, video_id, self.aiontheball_conn_id, self.log),
             ErrorBudget(self.max_consecutive_errors, self.error_budget_seconds),
-            AdaptiveSchedule(min_interval=self.min_poll_interval, max_interval=self.poll_interval),
+            trigger.new_schedule(),
             lambda: self.hook.get_video(video_id),
             self.timeout,
+            next_interval=trigger.next_interval,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -316,7 +304,7 @@ class AIOnTheBallCreateVideoOperator(_AIOnTheBallOperator):
             context["ti"].xcom_push(key=XCOM_MP4_SOURCE, value=video["mp4_source"])
 
 
-class AIOnTheBallUpdateVideoOperator(_AIOnTheBallOperator):
+class AIOnTheBallUpdateVideoOperator(AIOnTheBallBaseOperator):
     """Update a video's metadata (``PUT /videos/{id}``) and return the updated video.
 
     Only the fields the API's update documents can be changed; fields left ``None`` are not sent.
@@ -332,7 +320,16 @@ class AIOnTheBallUpdateVideoOperator(_AIOnTheBallOperator):
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
     """
 
-    template_fields: Sequence[str] = ("video_id", *VIDEO_UPDATE_FIELDS)
+    #: The fields ``PUT /videos/{id}`` documents (``validation.VIDEO_UPDATE_FIELDS``), plus the id.
+    template_fields: Sequence[str] = (
+        "video_id",
+        "title",
+        "home_team_name",
+        "away_team_name",
+        "date",
+        "start_offset_seconds",
+        "end_offset_seconds",
+    )
     ui_color = "#1b5e20"
     ui_fgcolor = "#ffffff"
 
@@ -359,7 +356,8 @@ class AIOnTheBallUpdateVideoOperator(_AIOnTheBallOperator):
         self.end_offset_seconds = end_offset_seconds
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_aiontheball.validation import video_update_body
+        from airflow_provider_aiontheball.exceptions import bad_input_fails_task
+        from airflow_provider_aiontheball.validation import VIDEO_UPDATE_FIELDS, validate_id, video_update_body
 
         with bad_input_fails_task():
             video_id = validate_id(self.video_id)
@@ -369,7 +367,7 @@ class AIOnTheBallUpdateVideoOperator(_AIOnTheBallOperator):
         return video
 
 
-class AIOnTheBallDeleteVideoOperator(_AIOnTheBallOperator):
+class AIOnTheBallDeleteVideoOperator(AIOnTheBallBaseOperator):
     """Delete a video — irreversibly, with all its analyses (``DELETE /videos/{id}``).
 
     :param video_id: the video to delete (templated).
@@ -395,7 +393,12 @@ class AIOnTheBallDeleteVideoOperator(_AIOnTheBallOperator):
         self.missing_ok = missing_ok
 
     def execute(self, context: Context) -> int:
-        from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError, AIOnTheBallTerminalError
+        from airflow_provider_aiontheball.exceptions import (
+            AIOnTheBallNotFoundError,
+            AIOnTheBallTerminalError,
+            bad_input_fails_task,
+        )
+        from airflow_provider_aiontheball.validation import validate_id
 
         with bad_input_fails_task():
             video_id = validate_id(self.video_id)

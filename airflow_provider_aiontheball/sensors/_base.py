@@ -13,14 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_provider_aiontheball.exceptions import bad_input_fails_task
-from airflow_provider_aiontheball.polling import (
+from airflow_provider_aiontheball.defaults import (
+    DEFAULT_CONN_ID,
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     DEFAULT_MIN_POLL_INTERVAL,
 )
-from airflow_provider_aiontheball.statuses import StatusVocabulary
-from airflow_provider_aiontheball.validation import validate_id
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -28,9 +26,8 @@ if TYPE_CHECKING:
     from airflow_provider_aiontheball._waiting import WaitObserver
     from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
     from airflow_provider_aiontheball.polling import ErrorBudget
+    from airflow_provider_aiontheball.statuses import StatusVocabulary
     from airflow_provider_aiontheball.triggers._base import AIOnTheBallWaitTrigger
-
-DEFAULT_CONN_ID = "aiontheball_default"
 
 
 class AIOnTheBallWaitSensor(BaseSensorOperator):
@@ -41,8 +38,9 @@ class AIOnTheBallWaitSensor(BaseSensorOperator):
     own sensor timeout (and ``soft_fail``) apply exactly as in poke mode.
     """
 
+    #: ``"video"`` or ``"analysis"``.
     resource: ClassVar[str]
-    vocabulary: ClassVar[StatusVocabulary]
+    #: Name of the templated id attribute (``video_id`` / ``analysis_id``).
     id_field: ClassVar[str]
 
     def __init__(
@@ -70,9 +68,6 @@ class AIOnTheBallWaitSensor(BaseSensorOperator):
     def build_trigger(self, resource_id: int, end_time: float) -> AIOnTheBallWaitTrigger:
         raise NotImplementedError
 
-    def describe_state(self, resource: dict[str, Any]) -> str:
-        return str(resource.get("status"))
-
     # -- shared machinery ---------------------------------------------------------------------------
 
     @cached_property
@@ -82,17 +77,41 @@ class AIOnTheBallWaitSensor(BaseSensorOperator):
         return AIOnTheBallHook(self.aiontheball_conn_id)
 
     @property
+    def vocabulary(self) -> StatusVocabulary:
+        from airflow_provider_aiontheball.statuses import VOCABULARIES
+
+        return VOCABULARIES[self.resource]
+
+    @property
     def resource_id(self) -> int:
         """The rendered id, validated (raises :class:`AIOnTheBallInputError` naming the field)."""
+        from airflow_provider_aiontheball.exceptions import bad_input_fails_task
+        from airflow_provider_aiontheball.validation import validate_id
+
         with bad_input_fails_task():
             return validate_id(getattr(self, self.id_field), self.id_field)
+
+    @cached_property
+    def _trigger_for_schedule(self) -> AIOnTheBallWaitTrigger:
+        # The trigger knows the polling schedule and how to read the resource; poke mode reuses both.
+        return self.build_trigger(self.resource_id, end_time=time.time() + self.timeout)
+
+    @cached_property
+    def _schedule(self) -> Any:
+        return self._trigger_for_schedule.new_schedule()
 
     @cached_property
     def _observer(self) -> WaitObserver:
         from airflow_provider_aiontheball._waiting import WaitObserver
 
+        trigger = self._trigger_for_schedule
         return WaitObserver(
-            self.vocabulary, self.resource_id, self.aiontheball_conn_id, self.log, describe=self.describe_state
+            self.vocabulary,
+            self.resource_id,
+            self.aiontheball_conn_id,
+            self.log,
+            describe=trigger.describe_state,
+            ready=trigger.is_ready,
         )
 
     @cached_property
@@ -114,6 +133,10 @@ class AIOnTheBallWaitSensor(BaseSensorOperator):
             self._observer, self._budget, lambda: self.fetch(resource_id), time.monotonic() - self._started
         )
         if resource is None:
+            last = self._observer.last_resource
+            if last is not None and not self._budget.consecutive:  # progress line with an ETA, if any
+                self._trigger_for_schedule.next_interval(self._schedule, last, time.time())
+                self._observer.report_progress(last, getattr(self._schedule, "eta_seconds", lambda: None)())
             return False
         self.on_success(context, resource)
         return PokeReturnValue(is_done=True, xcom_value=resource)

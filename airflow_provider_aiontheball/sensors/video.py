@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_aiontheball.defaults import DEFAULT_CONN_ID
 from airflow_provider_aiontheball.links.video import XCOM_MP4_SOURCE, AIOnTheBallVideoLink, reserve_link_xcom
-from airflow_provider_aiontheball.sensors._base import DEFAULT_CONN_ID, AIOnTheBallWaitSensor
-from airflow_provider_aiontheball.statuses import VIDEO_STATUSES
+from airflow_provider_aiontheball.sensors._base import AIOnTheBallWaitSensor
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -48,7 +48,6 @@ class AIOnTheBallVideoSensor(AIOnTheBallWaitSensor):
     ui_fgcolor = "#ffffff"
 
     resource = "video"
-    vocabulary = VIDEO_STATUSES
     id_field = "video_id"
 
     def __init__(

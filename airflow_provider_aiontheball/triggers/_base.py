@@ -110,8 +110,9 @@ class AIOnTheBallWaitTrigger(BaseTrigger):
         """How the resource's state reads in a log line, e.g. ``"downloading"``."""
         return str(resource.get("status"))
 
-    def on_in_progress(self, resource: dict[str, Any], now: float) -> None:
-        """Called for every in-progress observation (progress logging)."""
+    def is_ready(self, resource: dict[str, Any]) -> bool:
+        """Whether a resource in a success status is usable (default: always)."""
+        return True
 
     # -- serialization ------------------------------------------------------------------------------
 
@@ -161,7 +162,12 @@ class AIOnTheBallWaitTrigger(BaseTrigger):
         from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallAsyncHook
 
         observer = WaitObserver(
-            self.vocabulary, self.resource_id, self.aiontheball_conn_id, self.log, describe=self.describe_state
+            self.vocabulary,
+            self.resource_id,
+            self.aiontheball_conn_id,
+            self.log,
+            describe=self.describe_state,
+            ready=self.is_ready,
         )
         # Retries happen here, between polls, within the error budget; not inside one call.
         hook = AIOnTheBallAsyncHook(self.aiontheball_conn_id, retry_limit=0)
@@ -207,9 +213,8 @@ class AIOnTheBallWaitTrigger(BaseTrigger):
                         if outcome is Outcome.FAILED:
                             yield self._event(EventStatus.FAILED, observer.last_status, observer.failed())
                             return
-                        now = time.time()
-                        self.on_in_progress(resource, now)
-                        delay = self.next_interval(schedule, resource, now)
+                        delay = self.next_interval(schedule, resource, time.time())
+                        observer.report_progress(resource, getattr(schedule, "eta_seconds", lambda: None)())
                     if self.end_time is not None:
                         # Wake at the deadline at the latest, so the timeout event is not late.
                         delay = min(delay, max(0.0, self.end_time - time.time()))

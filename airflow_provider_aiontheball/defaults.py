@@ -1,0 +1,29 @@
+"""Default values shared by operators, sensors, triggers and the polling schedules.
+
+Kept in a module of plain numbers: DAG files import the operators, which need these defaults for
+their signatures, and must not pay for anything else at every parse.
+"""
+
+from __future__ import annotations
+
+DEFAULT_CONN_ID = "aiontheball_default"
+
+#: First (and post-change) interval of the adaptive video schedule, in seconds.
+DEFAULT_MIN_POLL_INTERVAL = 5.0
+#: Cap of the adaptive schedule (the video sensor's ``poke_interval`` when it defers), in seconds.
+DEFAULT_POLL_INTERVAL = 60.0
+#: Growth of the interval per poll that sees no change.
+DEFAULT_BACKOFF_FACTOR = 1.5
+#: Longest interval between analysis polls: an analysis takes 2-6 hours.
+DEFAULT_ANALYSIS_POLL_INTERVAL = 1800.0
+#: Interval near an analysis's expected finish: bounds how late a finished analysis is noticed.
+DEFAULT_ANALYSIS_MIN_POLL_INTERVAL = 45.0
+#: Transient failures in a row a wait tolerates before giving up.
+DEFAULT_MAX_CONSECUTIVE_ERRORS = 10
+#: Seconds of uninterrupted transient failures a wait tolerates before giving up.
+DEFAULT_ERROR_BUDGET_SECONDS = 900.0
+#: Default limit of the create operator's ``wait_for_available``: downloading and preparing a full
+#: match takes minutes, a slow source URL can take an hour or more.
+DEFAULT_VIDEO_WAIT_TIMEOUT = 6 * 3600.0
+#: Default limit of ``wait_for_completion``: the API's Quick Start says 2-6 hours.
+DEFAULT_ANALYSIS_WAIT_TIMEOUT = 12 * 3600.0

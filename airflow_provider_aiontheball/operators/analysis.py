@@ -1,0 +1,404 @@
+"""Operators that start an analysis of a video and fetch its results into the pipeline.
+
+An analysis id travels: :class:`AIOnTheBallCreateAnalysisOperator` POSTs ``/videos/{id}/analysis`` —
+right after the video is created, the API does not need the video to be ready — and pushes XCom
+``analysis_id`` → an ``AIOnTheBallAnalysisSensor`` (or the create operator with
+``wait_for_completion=True``) waits in the triggerer, polling near the expected finish →
+:class:`AIOnTheBallAnalysisResultsOperator` fetches summary, events, schema, query intervals or the
+tracking file, into XCom or to files.
+
+DAG files import this module: it imports no HTTP library and builds no hook until ``execute``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import conf
+
+from airflow_provider_aiontheball.defaults import (
+    DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
+    DEFAULT_ANALYSIS_POLL_INTERVAL,
+    DEFAULT_ANALYSIS_WAIT_TIMEOUT,
+    DEFAULT_CONN_ID,
+    DEFAULT_ERROR_BUDGET_SECONDS,
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+)
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
+
+#: XCom key of the created analysis's id (besides ``return_value``, the analysis itself).
+XCOM_ANALYSIS_ID = "analysis_id"
+#: What the results operator can fetch.
+RESULT_KINDS: tuple[str, ...] = ("summary", "events", "schema", "tracking", "query_intervals")
+#: Keyword arguments of ``query_intervals`` besides the analysis id (the ``query`` dict's keys).
+QUERY_KEYS: tuple[str, ...] = (
+    "filters",
+    "operator",
+    "pad_sec",
+    "gap_fill_sec",
+    "merge_results",
+    "include_pixel_coords",
+    "existing_filters",
+)
+CLOCK_SKEW_SECONDS = 120.0
+
+
+def _optional_id(value: Any, field: str) -> int | None:
+    from airflow_provider_aiontheball.validation import validate_id
+
+    if value in (None, "", "None"):
+        return None
+    return validate_id(value, field)
+
+
+class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
+    """Start an analysis of a video, and optionally wait until it is ``done``.
+
+    The video need not be ready: the API queues the analysis as ``waiting_for_video``. The task pushes
+    XCom ``analysis_id`` as soon as the POST succeeds and returns the analysis (XCom ``return_value``),
+    or with ``wait_for_completion=True`` the finished one.
+
+    A retried task does not start a second multi-hour analysis: on a new try (or after a lost POST
+    response) it reuses an analysis of the same video created since the DAG run started with the same
+    ``fps``, if the server lets it read analyses (``GET /analyses/{id}``, undocumented).
+
+    :param video_id: the video to analyse (templated).
+    :param fps: frames per second to analyse (positive integer, templated). Default: the server's (25).
+    :param wait_for_completion: wait until the analysis is ``done`` (or fails). Default False.
+    :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable``.
+    :param poll_interval: longest interval between polls while waiting, in seconds. Default 1800.
+    :param min_poll_interval: interval near the expected finish, in seconds. Default 45.
+    :param timeout: seconds to wait before failing (retries apply). Default 12 h.
+    :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
+    """
+
+    template_fields: Sequence[str] = ("video_id", "fps")
+    ui_color = "#0d47a1"
+    ui_fgcolor = "#ffffff"
+
+    def __init__(
+        self,
+        *,
+        video_id: int | str,
+        fps: int | str | None = None,
+        wait_for_completion: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = DEFAULT_ANALYSIS_POLL_INTERVAL,
+        min_poll_interval: float = DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
+        timeout: float = DEFAULT_ANALYSIS_WAIT_TIMEOUT,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
+        aiontheball_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(aiontheball_conn_id=aiontheball_conn_id, **kwargs)
+        self.video_id = video_id
+        self.fps = fps
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.min_poll_interval = min_poll_interval
+        self.timeout = timeout
+        self.max_consecutive_errors = max_consecutive_errors
+        self.error_budget_seconds = error_budget_seconds
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_aiontheball.exceptions import bad_input_fails_task
+        from airflow_provider_aiontheball.validation import analysis_create_body, validate_id
+
+        with bad_input_fails_task():
+            video_id = validate_id(self.video_id, "video_id")
+            body = analysis_create_body(self.fps)
+        analysis = self._create_once(video_id, body, context)
+        analysis_id = int(analysis["id"])
+        context["ti"].xcom_push(key=XCOM_ANALYSIS_ID, value=analysis_id)
+        if not self.wait_for_completion:
+            return analysis
+        trigger = self._trigger(analysis_id, video_id)
+        if self.deferrable:
+            # Raises TaskDeferred; the task resumes in execute_complete.
+            self.defer(trigger=trigger, method_name="execute_complete", timeout=dt.timedelta(seconds=self.timeout))
+        return self._wait_in_process(trigger)
+
+    def _create_once(self, video_id: int, body: dict[str, Any], context: Context) -> dict[str, Any]:
+        from airflow_provider_aiontheball.exceptions import AIOnTheBallTransportError
+
+        try_number = getattr(context["ti"], "try_number", 1) or 1
+        run_started = getattr(context.get("dag_run"), "start_date", None)
+        if try_number > 1 and isinstance(run_started, dt.datetime):
+            earlier = self._find_created_analysis(video_id, body, run_started)
+            if earlier is not None:
+                self.log.info(
+                    "Reusing analysis %s of video %s: an earlier try of this task started it (this is try %d).",
+                    earlier["id"],
+                    video_id,
+                    try_number,
+                )
+                return earlier
+        posted_at = dt.datetime.now(dt.UTC)
+        try:
+            analysis = self.hook.create_analysis(video_id, **body)
+        except AIOnTheBallTransportError as exc:
+            if not exc.may_have_reached_server:
+                raise
+            self.log.warning("The response to POST /videos/%s/analysis was lost (%s).", video_id, exc.reason)
+            earlier = self._find_created_analysis(video_id, body, posted_at)
+            if earlier is not None:
+                self.log.info("Reusing analysis %s: the lost POST did start it.", earlier["id"])
+                return earlier
+            analysis = self.hook.create_analysis(video_id, **body)
+        self.log.info(
+            "Started analysis %s of video %s (status %s).", analysis.get("id"), video_id, analysis.get("status")
+        )
+        return analysis
+
+    def _find_created_analysis(self, video_id: int, body: dict[str, Any], since: dt.datetime) -> dict[str, Any] | None:
+        """The newest analysis of the video created since ``since`` with the same fps, if it can be told."""
+        from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError
+
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=dt.UTC)
+        earliest = since - dt.timedelta(seconds=CLOCK_SKEW_SECONDS)
+        entries = self.hook.get_video(video_id).get("analyses") or []
+        for entry in sorted(entries, key=lambda e: int(e.get("id", 0)), reverse=True):
+            try:
+                analysis = self.hook.get_analysis(entry["id"])
+            except AIOnTheBallNotFoundError as exc:
+                self.log.warning("Cannot tell whether an earlier try started an analysis: %s", exc)
+                return None
+            created = str(analysis.get("created_at") or "")
+            try:
+                created_at = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            if created_at.tzinfo is None:
+                created_at = created_at.replace(tzinfo=dt.UTC)
+            if created_at < earliest:
+                break  # ids grow with time: the rest are older still
+            fps = (analysis.get("parameters") or {}).get("fps")
+            if "fps" not in body or fps == body["fps"]:
+                return analysis
+        return None
+
+    def _trigger(self, analysis_id: int, video_id: int) -> AIOnTheBallAnalysisTrigger:
+        from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
+
+        return AIOnTheBallAnalysisTrigger(
+            analysis_id=analysis_id,
+            aiontheball_conn_id=self.aiontheball_conn_id,
+            poll_interval=self.poll_interval,
+            end_time=time.time() + self.timeout,
+            min_poll_interval=self.min_poll_interval,
+            max_consecutive_errors=self.max_consecutive_errors,
+            error_budget_seconds=self.error_budget_seconds,
+            video_id=video_id,
+        )
+
+    def _wait_in_process(self, trigger: AIOnTheBallAnalysisTrigger) -> dict[str, Any]:
+        from airflow_provider_aiontheball._waiting import WaitObserver, wait_sync
+        from airflow_provider_aiontheball.polling import ErrorBudget
+        from airflow_provider_aiontheball.statuses import ANALYSIS_STATUSES
+
+        return wait_sync(
+            WaitObserver(
+                ANALYSIS_STATUSES,
+                trigger.analysis_id,
+                self.aiontheball_conn_id,
+                self.log,
+                describe=trigger.describe_state,
+                ready=trigger.is_ready,
+            ),
+            ErrorBudget(self.max_consecutive_errors, self.error_budget_seconds),
+            trigger.new_schedule(),
+            lambda: self.hook.get_analysis(trigger.analysis_id, video_id=trigger.video_id),
+            self.timeout,
+            next_interval=trigger.next_interval,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: the finished analysis, or an error (only ``success`` passes)."""
+        from airflow_provider_aiontheball._waiting import result_from_event
+        from airflow_provider_aiontheball.exceptions import AIOnTheBallWaitError
+
+        analysis = result_from_event(event, "analysis", AIOnTheBallWaitError)
+        self.log.info("%s", (event or {}).get("message"))
+        return analysis
+
+
+class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
+    """Fetch a finished analysis's results into XCom or files.
+
+    ``results`` names what to fetch: ``summary`` (a JSON object), ``events`` (a JSON array of
+    ``{start, end, label, event_type}``), ``schema``, ``query_intervals`` (the intervals matching
+    ``query``; a JSON array of ``{start, end, label, type}``) and ``tracking`` (the per-frame tracking
+    file, 20-500 MB: only with ``output_path``; streamed, never held in memory).
+
+    Without ``output_path`` the task returns ``{name: result}`` (XCom: keep it to small results).
+    With ``output_path`` — a local directory or an object-storage URI such as ``s3://bucket/prefix``
+    (any ``ObjectStoragePath`` scheme) — each result is written to
+    ``analysis_<id>_<name>.<json|parquet>`` there and the task returns ``{name: path}``.
+
+    The analysis must be ``done``: that is checked first, and results requested earlier fail with
+    :class:`~airflow_provider_aiontheball.exceptions.AIOnTheBallResultsNotReadyError` (retries apply).
+
+    :param analysis_id: the analysis (templated).
+    :param results: names of the results to fetch (templated). Default ``("summary",)``.
+    :param output_path: directory or URI to write results to (templated). Default: results go to XCom.
+    :param query: for ``query_intervals``: a dict with ``filters`` (required) and optionally ``operator``,
+        ``pad_sec``, ``gap_fill_sec``, ``merge_results``, ``include_pixel_coords``, ``existing_filters``
+        (templated). Default: none.
+    :param tracking_format: ``parquet`` or ``json``. Default ``parquet``.
+    :param video_id: the analysed video (templated); lets the done-check work on a server without
+        ``GET /analyses/{id}``. Default: none.
+    :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
+    """
+
+    template_fields: Sequence[str] = ("analysis_id", "results", "output_path", "query", "video_id")
+    ui_color = "#0d47a1"
+    ui_fgcolor = "#ffffff"
+
+    def __init__(
+        self,
+        *,
+        analysis_id: int | str,
+        results: Sequence[str] = ("summary",),
+        output_path: str | None = None,
+        query: dict[str, Any] | None = None,
+        tracking_format: str = "parquet",
+        video_id: int | str | None = None,
+        aiontheball_conn_id: str = DEFAULT_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(aiontheball_conn_id=aiontheball_conn_id, **kwargs)
+        self.analysis_id = analysis_id
+        self.results = results
+        self.output_path = output_path
+        self.query = query
+        self.tracking_format = tracking_format
+        self.video_id = video_id
+
+    def _validated(self) -> tuple[int, int | None, list[str], dict[str, Any] | None]:
+        from airflow_provider_aiontheball.validation import (
+            query_intervals_body,
+            validate_id,
+            validate_tracking_format,
+        )
+
+        analysis_id = validate_id(self.analysis_id, "analysis_id")
+        video_id = _optional_id(self.video_id, "video_id")
+        names = [self.results] if isinstance(self.results, str) else list(self.results)
+        if not names:
+            raise ValueError(f"results: name at least one of {', '.join(RESULT_KINDS)}")
+        for name in names:
+            if name not in RESULT_KINDS:
+                raise ValueError(f"results: unknown result {name!r}; known: {', '.join(RESULT_KINDS)}")
+        if "tracking" in names:
+            validate_tracking_format(self.tracking_format, "tracking_format")
+            if not self.output_path:
+                raise ValueError("output_path: required for 'tracking' (20-500 MB files do not belong in XCom)")
+        query = None
+        if "query_intervals" in names:
+            if not isinstance(self.query, dict) or "filters" not in self.query:
+                raise ValueError("query: 'query_intervals' needs query={'filters': [...], ...}")
+            unknown = sorted(set(self.query) - set(QUERY_KEYS))
+            if unknown:
+                raise ValueError(f"query: unknown key {unknown[0]!r}; allowed: {', '.join(QUERY_KEYS)}")
+            query_intervals_body(**self.query)  # validates filters, operator and options
+            query = dict(self.query)
+        return analysis_id, video_id, names, query
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_aiontheball.exceptions import bad_input_fails_task
+
+        with bad_input_fails_task():
+            analysis_id, video_id, names, query = self._validated()
+        self._require_done(analysis_id, video_id)
+        fetched: dict[str, Any] = {}
+        for name in names:
+            fetched[name] = self._fetch(name, analysis_id, query)
+        return fetched
+
+    def _require_done(self, analysis_id: int, video_id: int | None) -> None:
+        from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError, AIOnTheBallResultsNotReadyError
+        from airflow_provider_aiontheball.statuses import ANALYSIS_STATUSES, Outcome
+
+        try:
+            analysis = self.hook.get_analysis(analysis_id, video_id=video_id)
+        except AIOnTheBallNotFoundError as exc:
+            if "no GET /analyses/{id} route" not in exc.detail:
+                raise
+            self.log.warning("Cannot check that analysis %s is done first: %s", analysis_id, exc.detail)
+            return
+        status = analysis.get("status")
+        if ANALYSIS_STATUSES.classify(status) is not Outcome.SUCCESS or analysis.get("results_available") is False:
+            progress = analysis.get("progress")
+            raise AIOnTheBallResultsNotReadyError(
+                f"analysis {analysis_id} has no results yet: status {status!r}"
+                + (f", {progress}% done" if progress is not None else "")
+                + "; wait for it with AIOnTheBallAnalysisSensor or wait_for_completion=True"
+            )
+
+    def _fetch(self, name: str, analysis_id: int, query: dict[str, Any] | None) -> Any:
+        from airflow_provider_aiontheball.exceptions import (
+            AIOnTheBallConflictError,
+            AIOnTheBallNotFoundError,
+            AIOnTheBallResultsNotReadyError,
+        )
+
+        try:
+            if name == "tracking":
+                return self._download_tracking(analysis_id)
+            getter = {
+                "summary": self.hook.get_summary,
+                "events": self.hook.get_events,
+                "schema": self.hook.get_schema,
+                "query_intervals": lambda a: self.hook.query_intervals(a, **(query or {})),
+            }[name]
+            data = getter(analysis_id)
+        except (AIOnTheBallConflictError, AIOnTheBallNotFoundError) as exc:
+            # The docs do not say what results endpoints answer before ``done`` (409 and 404 seen as plausible).
+            raise AIOnTheBallResultsNotReadyError(
+                f"{name} of analysis {analysis_id} is not available ({exc.status_code}: {exc.detail})"
+            ) from exc
+        size = len(data) if isinstance(data, list) else None
+        self.log.info("Fetched %s of analysis %s%s", name, analysis_id, f": {size} item(s)" if size is not None else "")
+        if not self.output_path:
+            return data
+        target = self._target(f"analysis_{analysis_id}_{name}.json")
+        with target.open("w") as handle:
+            json.dump(data, handle)
+        self.log.info("Wrote %s to %s", name, target)
+        return str(target)
+
+    def _download_tracking(self, analysis_id: int) -> str:
+        target = self._target(f"analysis_{analysis_id}_tracking.{self.tracking_format}")
+        if isinstance(target, Path):
+            self.hook.download_tracking(analysis_id, target, format=self.tracking_format)
+        else:
+            with target.open("wb") as handle:
+                self.hook.download_tracking(analysis_id, handle, format=self.tracking_format)
+        self.log.info("Wrote tracking (%s) to %s", self.tracking_format, target)
+        return str(target)
+
+    def _target(self, filename: str) -> Any:
+        """``output_path / filename``: a local ``Path`` (directories created) or an ``ObjectStoragePath``."""
+        assert self.output_path
+        if "://" in str(self.output_path):
+            from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+            base = ObjectStoragePath(str(self.output_path))
+            base.mkdir(parents=True, exist_ok=True)
+            return base / filename
+        local = Path(str(self.output_path))
+        local.mkdir(parents=True, exist_ok=True)
+        return local / filename
