@@ -2,11 +2,18 @@
 
 For every match in the ``matches`` param (URL, teams, date):
 
-1. ``create_video``  — POST the video (retries never create a duplicate; XCom ``video_id`` at once);
+1. ``create_video`` — POST the video (retries never create a duplicate; XCom ``video_id`` at once);
 2. ``wait_for_video`` — a deferrable sensor: no worker slot is held while the API downloads and
    prepares the video; the triggerer polls adaptively;
 3. ``summarize_video`` — a downstream ``@task`` that uses the video's metadata (duration, game name);
-4. ``delete_video`` — optional clean-up, only when the ``cleanup`` param is true.
+4. ``create_analysis`` — started right after the video is created: the API queues it
+   (``waiting_for_video``) until the video is ready, so the two waits overlap;
+5. ``wait_for_analysis`` — a deferrable sensor that polls near the expected finish, estimated from
+   the analysis's progress: a few dozen requests for a multi-hour analysis;
+6. ``fetch_results`` — summary and events written to ``output_path`` (a local directory or an
+   object-storage URI such as ``s3://bucket/aiontheball``);
+7. ``report_possession`` — a ``@task`` that reads the summary and logs possession per team;
+8. ``delete_video`` — optional clean-up (the video and its analyses), when the ``cleanup`` param is true.
 
 Run it against the bundled simulator with ``make demo``, or against the real API by giving the
 ``aiontheball_default`` connection your token (leave its host empty) and real match URLs.
@@ -15,16 +22,29 @@ Run it against the bundled simulator with ``make demo``, or against the real API
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from airflow.providers.common.compat.sdk import Param, dag, task
 
+from airflow_provider_aiontheball.operators.analysis import (
+    AIOnTheBallAnalysisResultsOperator,
+    AIOnTheBallCreateAnalysisOperator,
+)
 from airflow_provider_aiontheball.operators.video import (
     AIOnTheBallCreateVideoOperator,
     AIOnTheBallDeleteVideoOperator,
 )
+from airflow_provider_aiontheball.sensors.analysis import AIOnTheBallAnalysisSensor
 from airflow_provider_aiontheball.sensors.video import AIOnTheBallVideoSensor
+
+#: Shortest interval between analysis polls near the expected finish. The default (45 s) suits real
+#: 2-6 h analyses; ``make demo`` sets this variable to a few seconds because the simulated analysis
+#: takes only seconds.
+ANALYSIS_MIN_POLL_SECONDS = float(os.environ.get("AIONTHEBALL_EXAMPLE_ANALYSIS_MIN_POLL_SECONDS", "45"))
 
 #: Matches ingested when the run does not override the param (public example URLs: the simulator
 #: accepts any URL; the real API needs MP4s it can download, 1080p or lower at 25 fps, ≥ 10 minutes).
@@ -59,6 +79,16 @@ def video_id_of(video: dict[str, Any]) -> int:
     return int(video["id"])
 
 
+def analysis_wait_kwargs(analysis: dict[str, Any]) -> dict[str, Any]:
+    """Sensor arguments for an analysis returned by ``create_analysis``; the video id lets the sensor
+    follow the analysis through its video should the server lack ``GET /analyses/{id}``."""
+    return {"analysis_id": int(analysis["id"]), "video_id": int(analysis["video_id"])}
+
+
+def analysis_id_of(analysis: dict[str, Any]) -> int:
+    return int(analysis["id"])
+
+
 @dag(
     dag_id="example_aiontheball_match_ingestion",
     description="Create, wait for and summarise a season's match videos with AI on the Ball.",
@@ -74,6 +104,11 @@ def video_id_of(video: dict[str, Any]) -> int:
             items={"type": "object", "required": ["video_file_url"]},
             description="Match videos to ingest: video_file_url plus optional title, team names, date, "
             "offsets and left_start_team.",
+        ),
+        "output_path": Param(
+            "/tmp/aiontheball/results",
+            type="string",
+            description="Where analysis results are written: a local directory or an object-storage URI.",
         ),
         "cleanup": Param(False, type="boolean", description="Delete the videos (and their analyses) at the end."),
     },
@@ -128,6 +163,41 @@ def example_aiontheball_match_ingestion() -> None:
 
     summaries = summarize_video.expand(video=ready.output)
 
+    # The analysis need not wait for the video: the API queues it until the video is ready.
+    analyses = AIOnTheBallCreateAnalysisOperator.partial(task_id="create_analysis").expand(
+        video_id=created.output.map(video_id_of)
+    )
+    analysed = AIOnTheBallAnalysisSensor.partial(
+        task_id="wait_for_analysis",
+        deferrable=True,
+        min_poll_interval=ANALYSIS_MIN_POLL_SECONDS,
+        timeout=8 * 3600,  # the API's Quick Start: 2-6 hours
+    ).expand_kwargs(analyses.output.map(analysis_wait_kwargs))
+    results = AIOnTheBallAnalysisResultsOperator.partial(
+        task_id="fetch_results",
+        results=("summary", "events"),
+        output_path="{{ params.output_path }}/{{ ds }}",
+    ).expand(analysis_id=analysed.output.map(analysis_id_of))
+
+    @task
+    def report_possession(paths: dict[str, str]) -> dict[str, Any]:
+        """Read the stored summary and log possession per team (team_0 starts on the left)."""
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+        location = paths["summary"]
+        raw = (ObjectStoragePath(location) if "://" in location else Path(location)).read_text()
+        summary = json.loads(raw)
+        teams, shares = summary["teams"], summary["possession"]["summary"]
+        report = {
+            teams["team_0_name"]: shares["team_0"]["pct"],
+            teams["team_1_name"]: shares["team_1"]["pct"],
+            "unknown": shares["unknown"]["pct"],
+        }
+        log.info("Possession: %s", ", ".join(f"{name} {pct:.1f}%" for name, pct in report.items()))
+        return report
+
+    possession = report_possession.expand(paths=results.output)
+
     @task.short_circuit
     def cleanup_requested(params: dict[str, Any] | None = None) -> bool:
         return bool((params or {}).get("cleanup"))
@@ -137,7 +207,7 @@ def example_aiontheball_match_ingestion() -> None:
         missing_ok=True,  # safe to run again
     ).expand(video_id=created.output.map(video_id_of))
 
-    summaries >> cleanup_requested() >> deleted
+    [summaries, possession] >> cleanup_requested() >> deleted
 
 
 example_aiontheball_match_ingestion_dag = example_aiontheball_match_ingestion()

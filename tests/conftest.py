@@ -40,10 +40,24 @@ def connection_json(base_url: str, token: str = TOKEN, **extra: object) -> str:
     return json.dumps({"conn_type": "aiontheball", "host": base_url, "password": token, "extra": extra})
 
 
+#: Fast simulator timings: a video moves one status every 0.2 s; an analysis runs for about 1.5 s.
+FAST_SIMULATOR = {
+    "video_step_seconds": 0.2,
+    "analysis_init_seconds": 0.1,
+    "analysis_seconds": 1.0,
+    "analysis_aggregating_seconds": 0.2,
+}
+
+
 @pytest.fixture
-def simulator() -> Iterator[SimulatorServer]:
-    """A fresh simulator on a free loopback port; videos step through statuses every 0.2 s."""
-    config = SimulatorConfig(tokens={TOKEN: "org-1", OTHER_TOKEN: "org-2"}, video_step_seconds=0.2)
+def simulator(request: pytest.FixtureRequest) -> Iterator[SimulatorServer]:
+    """A fresh simulator on a free loopback port, with fast timings.
+
+    ``@pytest.mark.simulator(**config)`` overrides any :class:`SimulatorConfig` field for one test.
+    """
+    marker = request.node.get_closest_marker("simulator")
+    overrides = marker.kwargs if marker else {}
+    config = SimulatorConfig(tokens={TOKEN: "org-1", OTHER_TOKEN: "org-2"}, **{**FAST_SIMULATOR, **overrides})
     with SimulatorServer(Simulator(config)) as server:
         yield server
 

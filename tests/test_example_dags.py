@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import requests
 
@@ -46,28 +48,47 @@ def test_minimal_example_runs_green(airflow_db, aiontheball_conn):
     assert aiontheball_conn.simulator.video_json(790) is None, "deleted"
 
 
-def test_match_ingestion_runs_green_for_every_match(airflow_db, aiontheball_conn):
-    dag = load_dag_file(EXAMPLE_DAGS / "example_aiontheball_match_ingestion.py")
-    dag_run = dag.test()
+@pytest.fixture
+def match_ingestion(monkeypatch, tmp_path):
+    """The match-ingestion DAG with polling fit for the simulator's seconds-long analyses."""
+    monkeypatch.setenv("AIONTHEBALL_EXAMPLE_ANALYSIS_MIN_POLL_SECONDS", "0.2")
+    return load_dag_file(EXAMPLE_DAGS / "example_aiontheball_match_ingestion.py")
+
+
+def test_match_ingestion_runs_green_for_every_match(airflow_db, aiontheball_conn, match_ingestion, tmp_path, caplog):
+    caplog.set_level(logging.INFO)  # stdlib only: the DAG's own logger
+    dag_run = match_ingestion.test(run_conf={"output_path": str(tmp_path / "results")})
     task_states = states(dag_run)
     assert str(dag_run.state) == "success", task_states
-    for task_id in ("create_video", "wait_for_video", "summarize_video"):
+    for task_id in (
+        "create_video",
+        "wait_for_video",
+        "summarize_video",
+        "create_analysis",
+        "wait_for_analysis",
+        "fetch_results",
+        "report_possession",
+    ):
         assert [task_states[(task_id, i)] for i in range(3)] == ["success"] * 3, task_states
+    written = sorted(p.name for p in (tmp_path / "results").rglob("*.json"))
+    assert len(written) == 6, written
+    assert any(name.endswith("_summary.json") for name in written)
+    assert any(r.getMessage().startswith("Possession: Ajax ") for r in caplog.records)
     deletes = {state for (task_id, _), state in task_states.items() if task_id == "delete_video"}
     assert deletes == {"skipped"}, "cleanup is off by default"
     assert api_requests(aiontheball_conn, "DELETE") == []
-    posted = {r["body"]["title"]: r["body"] for r in api_requests(aiontheball_conn, "POST")}
+    posted = {r["body"]["title"]: r["body"] for r in api_requests(aiontheball_conn, "POST") if r["path"] == "/videos"}
     assert set(posted) == {"Ajax vs PSV", "Feyenoord vs AZ", "Twente vs Utrecht"}, "titles derived from the teams"
     assert posted["Twente vs Utrecht"]["left_start_team"] == "away"
 
 
-def test_match_ingestion_with_params_and_cleanup(airflow_db, aiontheball_conn):
-    dag = load_dag_file(EXAMPLE_DAGS / "example_aiontheball_match_ingestion.py")
+def test_match_ingestion_with_params_and_cleanup(airflow_db, aiontheball_conn, match_ingestion, tmp_path):
+    dag = match_ingestion
     matches = [
         {"video_file_url": "https://example.com/a.mp4", "home_team_name": "A", "away_team_name": "B"},
         {"video_file_url": "https://example.com/c.mp4", "title": "C vs D", "date": "2025-03-01"},
     ]
-    dag_run = dag.test(run_conf={"matches": matches, "cleanup": True})
+    dag_run = dag.test(run_conf={"matches": matches, "cleanup": True, "output_path": f"file://{tmp_path}/lake"})
     task_states = states(dag_run)
     assert str(dag_run.state) == "success", task_states
     assert [task_states[("delete_video", i)] for i in range(2)] == ["success"] * 2
