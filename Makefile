@@ -35,8 +35,11 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# Extra arguments for scripts/demo.py, e.g. DEMO_ARGS='--timeout 300' (all of them: DEMO_ARGS=--help).
+DEMO_ARGS ?=
+
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
