@@ -64,6 +64,11 @@ def test_every_request_field_is_templated():
         "end_offset_seconds",
     }
     assert AIOnTheBallDeleteVideoOperator.template_fields == ("video_id",)
+    # The operators spell the field lists out (cheap DAG parsing); they must not drift from the API's.
+    from airflow_provider_aiontheball.validation import VIDEO_CREATE_FIELDS, VIDEO_UPDATE_FIELDS
+
+    assert tuple(AIOnTheBallCreateVideoOperator.template_fields) == VIDEO_CREATE_FIELDS
+    assert tuple(AIOnTheBallUpdateVideoOperator.template_fields) == ("video_id", *VIDEO_UPDATE_FIELDS)
 
 
 @pytest.mark.parametrize(

@@ -100,23 +100,27 @@ def analysis_in_video(video: dict[str, Any], analysis_id: int | str) -> dict[str
     return None
 
 
-class _SettingsMixin:
-    """Constructor arguments shared by both hooks, and the connection → settings step."""
+class _AIOnTheBallHookBase(BaseHook):
+    """What both hooks share: constructor arguments, connection → settings, the analysis lookup."""
 
-    aiontheball_conn_id: str
-    _overrides: dict[str, Any]
-    log: Any  # BaseHook's logger
+    conn_name_attr = "aiontheball_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = HOOK_NAME
 
-    def _init_settings(
+    def __init__(
         self,
-        aiontheball_conn_id: str,
-        timeout: float | tuple[float, float] | None,
-        retry_limit: int | None,
-        retry_min_wait: float | None,
-        retry_max_wait: float | None,
+        aiontheball_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        timeout: float | tuple[float, float] | None = None,
+        retry_limit: int | None = None,
+        retry_min_wait: float | None = None,
+        retry_max_wait: float | None = None,
+        **kwargs: Any,
     ) -> None:
+        super().__init__(**kwargs)
         self.aiontheball_conn_id = aiontheball_conn_id
-        self._overrides = {
+        self._overrides: dict[str, Any] = {
             "timeout": timeout,
             "retry_limit": retry_limit,
             "retry_min_wait": retry_min_wait,
@@ -177,7 +181,7 @@ class _SettingsMixin:
         return f"{type(self).__name__}(aiontheball_conn_id={self.aiontheball_conn_id!r})"
 
 
-class AIOnTheBallHook(_SettingsMixin, BaseHook):
+class AIOnTheBallHook(_AIOnTheBallHookBase):
     """Synchronous client of the AI on the Ball API, for use inside tasks.
 
     Nothing is fetched or sent when the hook is built: the connection is read on the first request,
@@ -192,24 +196,6 @@ class AIOnTheBallHook(_SettingsMixin, BaseHook):
     :param retry_min_wait: first backoff step in seconds (doubles per retry, with jitter). Default 1.
     :param retry_max_wait: cap of each backoff step and of ``Retry-After``. Default 60.
     """
-
-    conn_name_attr = "aiontheball_conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
-    hook_name = HOOK_NAME
-
-    def __init__(
-        self,
-        aiontheball_conn_id: str = DEFAULT_CONN_ID,
-        *,
-        timeout: float | tuple[float, float] | None = None,
-        retry_limit: int | None = None,
-        retry_min_wait: float | None = None,
-        retry_max_wait: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self._init_settings(aiontheball_conn_id, timeout, retry_limit, retry_min_wait, retry_max_wait)
 
     # -- connection form (Airflow 2; Airflow 3 reads the same constants from provider info) --------
 
@@ -529,7 +515,7 @@ def _requests_reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-class AIOnTheBallAsyncHook(_SettingsMixin, BaseHook):
+class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
     """Asynchronous client of the AI on the Ball API, for triggers (never blocks the event loop).
 
     The connection is fetched with ``get_async_connection`` (no sync DB or supervisor call inside the
@@ -546,24 +532,14 @@ class AIOnTheBallAsyncHook(_SettingsMixin, BaseHook):
     :param pool_limit: connections of the shared session, if this hook creates it. Default 32.
     """
 
-    conn_name_attr = "aiontheball_conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = CONN_TYPE
-    hook_name = HOOK_NAME
-
     def __init__(
         self,
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
         *,
-        timeout: float | tuple[float, float] | None = None,
-        retry_limit: int | None = None,
-        retry_min_wait: float | None = None,
-        retry_max_wait: float | None = None,
         pool_limit: int = DEFAULT_POOL_LIMIT,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self._init_settings(aiontheball_conn_id, timeout, retry_limit, retry_min_wait, retry_max_wait)
+        super().__init__(aiontheball_conn_id, **kwargs)
         self.pool_limit = pool_limit
         self._settings: ClientSettings | None = None
         self._session: aiohttp.ClientSession | None = None
