@@ -116,9 +116,19 @@ class RecordingTaskInstance:
     Real runs (``dag.test()`` and the e2e test) use Airflow's own task instances.
     """
 
+    dag_id = "test_dag"
+    task_id = "test_task"
+    run_id = "test_run"
+    map_index = -1
+    max_tries = 0
+
     def __init__(self, try_number: int = 1) -> None:
         self.try_number = try_number
         self.xcoms: dict[str, Any] = {}
+
+    def get_first_reschedule_date(self, context: Any) -> None:
+        """Airflow 3's reschedule-mode sensors ask this; a first poke has no earlier reschedule."""
+        return None
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value

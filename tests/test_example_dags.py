@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -46,6 +47,28 @@ def test_minimal_example_runs_green(airflow_db, aiontheball_conn):
     assert len(deletes) == 1
     assert len(api_requests(aiontheball_conn, "GET")) >= 2, "the sensor poked, deferred, and the trigger polled"
     assert aiontheball_conn.simulator.video_json(790) is None, "deleted"
+    assert extra_link(dag, dag_run, "wait_for_video") == "https://cdn.aiontheball.test/videos/790.mp4"
+
+
+def extra_link(dag, dag_run, task_id: str) -> str:
+    """The "AI on the Ball video" link of a finished task, the way each Airflow version serves it."""
+    (ti,) = [ti for ti in dag_run.get_task_instances() if ti.task_id == task_id]
+    try:  # Airflow 3: the worker stores each link in XCom when the task ends
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            row = (
+                session.query(XComModel)
+                .filter_by(dag_id=dag.dag_id, run_id=dag_run.run_id, task_id=task_id, key="_link_AIOnTheBallVideoLink")
+                .one()
+            )
+            value = row.value
+            return json.loads(value) if isinstance(value, str) and value.startswith('"') else value
+    except ImportError:  # Airflow 2: the webserver asks the link class, which reads XCom
+        from airflow_provider_aiontheball.links.video import AIOnTheBallVideoLink
+
+        return AIOnTheBallVideoLink().get_link(dag.get_task(task_id), ti_key=ti.key)
 
 
 @pytest.fixture

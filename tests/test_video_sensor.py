@@ -91,6 +91,19 @@ def test_poke_mode_transient_failures_beyond_budget_fail_normally(aiontheball_co
     assert not isinstance(excinfo.value, AirflowFailException), "Airflow's retries apply"
 
 
+def test_reschedule_mode_frees_the_slot_between_pokes(airflow_db, aiontheball_conn):
+    from airflow.exceptions import AirflowRescheduleException
+
+    video_id = create_video()
+    task = sensor(video_id, mode="reschedule", deferrable=False, poke_interval=30)
+    with pytest.raises(AirflowRescheduleException) as excinfo:
+        task.execute(task_context())
+    assert excinfo.value.reschedule_date > dt.datetime.now(dt.UTC) + dt.timedelta(seconds=25)
+    aiontheball_conn.simulator.advance(60)  # the video became available meanwhile
+    rescheduled = sensor(video_id, mode="reschedule", deferrable=False, poke_interval=30)
+    assert rescheduled.execute(task_context())["status"] == "available"
+
+
 def test_poke_mode_timeout_and_soft_fail(aiontheball_conn):
     video_id = create_video(f"{VIDEO_URL}?sim_outcome=stuck")
     with pytest.raises(AirflowSensorTimeout):

@@ -300,3 +300,16 @@ async def test_missing_connection_is_an_error_event(simulator):
     event = only_event(await collect(AIOnTheBallVideoTrigger(790, aiontheball_conn_id="no_such_conn", **FAST)))
     assert event["status"] == "error"
     assert "no_such_conn" in event["message"]
+
+
+@pytest.mark.asyncio
+async def test_token_never_in_trigger_logs_or_events(aiontheball_conn, all_logs):
+    video_id = await asyncio.to_thread(create_video)
+    inject(aiontheball_conn, kind="status", status=503, count=2, method="GET")
+    inject(aiontheball_conn, kind="malformed", count=1, method="GET")
+    events = await collect(AIOnTheBallVideoTrigger(video_id, **FAST))
+    events += await collect(AIOnTheBallVideoTrigger(999_999, **FAST))
+    assert [e["status"] for e in events] == ["success", "failed"]
+    assert any("poll failed" in m for m in all_logs.messages)
+    for text in (all_logs.text, json.dumps(events)):
+        assert TOKEN not in text

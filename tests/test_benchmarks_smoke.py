@@ -1,0 +1,121 @@
+"""Each benchmark still runs: ``--smoke`` (tiny sizes) in a subprocess, then the JSON it wrote is checked.
+
+Only exit codes and the structure of the results are asserted, never a timing: the numbers of a smoke
+run mean nothing. The results go to a temporary directory, never into ``benchmarks/results``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+#: Generous: a smoke run takes seconds; this only stops a hung benchmark from hanging the suite.
+TIMEOUT_S = 300
+
+
+def http_provider_installed() -> bool:
+    try:
+        metadata.version("apache-airflow-providers-http")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bench-smoke")
+
+
+def run_script(name: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH_DIR / name), "--smoke", "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert proc.returncode == 0, f"{name} exited with {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def load(out: Path, name: str) -> dict[str, Any]:
+    path = out / f"{name}.json"
+    assert path.exists(), f"{path} was not written"
+    data: dict[str, Any] = json.loads(path.read_text())
+    assert data["benchmark"] == name
+    assert data["smoke"] is True
+    assert {"nproc", "cpu_model", "python", "apache_airflow"} <= set(data["machine"])
+    return data
+
+
+def test_triggerer_smoke(out_dir: Path) -> None:
+    run_script("bench_triggerer.py", out_dir)
+    data = load(out_dir, "triggerer")
+    assert set(data) >= {"config", "runs", "ratios"}
+    (scenario,) = data["runs"]
+    sides = data["runs"][scenario]
+    ours = sides["ours"]
+    assert set(ours) >= {
+        "requests",
+        "connections_opened",
+        "cpu_per_poll_us",
+        "rss_peak_growth_per_trigger_kib",
+        "lag_max_ms",
+        "lag_steady_max_ms",
+        "gc",
+        "detection_latency_median_s",
+        "detection_latency_p95_s",
+        "events",
+    }
+    assert ours["events"] == {"success": ours["n"]}, "every waiting trigger fired its success event"
+    assert ours["requests"] >= ours["n"]
+    if http_provider_installed():
+        assert sides["baseline"]["events"] == {"success": ours["n"]}
+        assert set(data["ratios"][scenario]) >= {"cpu_per_poll", "rss_per_trigger", "lag_max", "connections_opened"}
+    else:
+        assert sides["baseline"]["available"] is False
+        assert "baseline unavailable" in sides["baseline"]["reason"]
+
+
+def test_polling_smoke(out_dir: Path) -> None:
+    run_script("bench_polling.py", out_dir)
+    data = load(out_dir, "polling")
+    assert set(data["populations"]) == {"videos", "analyses_1_6h", "analyses_4h", "analyses_4h_stall"}
+    for population in data["populations"].values():
+        policies = population["policies"]
+        assert {"fixed 30 s", "fixed 60 s"} <= set(policies)
+        assert any(name.startswith("ours") for name in policies)
+        for stats in policies.values():
+            assert set(stats) >= {"calls_mean", "calls_p95", "latency_median_s", "latency_p95_s"}
+            assert stats["calls_mean"] >= 1
+    assert set(data["target"]) >= {"latency_p95_s", "calls_p95", "passed"}
+
+
+def test_parse_smoke(out_dir: Path) -> None:
+    run_script("bench_parse.py", out_dir)
+    data = load(out_dir, "parse")
+    groups = {target["group"] for target in data["targets"].values()}
+    assert "ours combined" in groups
+    if http_provider_installed():
+        assert "airflow.providers.http.sensors.http" in data["targets"]
+    for target in data["targets"].values():
+        assert set(target) >= {"import_ms_median", "new_modules", "heavy_modules_newly_imported"}
+        assert len(target["import_ms_samples"]) == data["config"]["repetitions"]
+    assert set(data["target"]) >= {"import_ms_median", "passed"}
+
+
+def test_run_all_summarizes(out_dir: Path) -> None:
+    """The summary step reads whatever results exist (missing ones are reported as not run)."""
+    run_script("run_all.py", out_dir, "--summarize-only")
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert len(summary["checks"]) >= 6
+    for check in summary["checks"]:
+        assert set(check) == {"name", "target", "measured", "status"}
+        assert check["status"] in {"PASS", "MISS", "n/a"}
+    assert summary["failures"] == []

@@ -1,0 +1,190 @@
+"""End to end: the match-ingestion example in real Airflow processes with a real triggerer.
+
+The module runs the DAG once, with the harness ``make demo`` uses (``scripts/airflow_harness.py``):
+the simulator CLI on loopback, a throwaway SQLite ``AIRFLOW_HOME``, and the Airflow components as
+separate processes (Airflow 3: api-server, scheduler with the LocalExecutor, dag-processor, triggerer;
+Airflow 2: scheduler with the SequentialExecutor, triggerer). Every test then checks one aspect of that
+run. About 35 s on Airflow 3.3 and 45 s on Airflow 2.11 on a 2-core machine.
+
+Unlike ``dag.test()`` (which runs triggers inside the test process, see ``test_example_dags.py``), here
+the sensors really defer: the evidence that their triggers ran in the triggerer process comes from three
+independent sources, each asserted: the trigger rows in the DB carried a TriggererJob's id, the triggerer
+wrote the trigger's log lines to ``attempt=N.log.trigger.<triggerer job id>.log``, and the worker's own
+task log shows the deferral and the resumption but never the trigger firing.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripts.airflow_harness import (
+    EXAMPLE_DAGS_DIR,
+    FIRED_MARK,
+    MATCH_INGESTION_DAG_ID,
+    AirflowHarness,
+    HarnessConfig,
+    HarnessError,
+    RunReport,
+    format_summary,
+    group_members,
+    marked_processes,
+    process_table,
+    status_observations,
+)
+
+pytestmark = pytest.mark.e2e
+
+#: A fresh token per session: the test checks it never reaches a log.
+TOKEN = f"e2e-token-{secrets.token_hex(6)}"
+MAPPED = ("create_video", "wait_for_video", "summarize_video")
+
+
+def default_matches() -> list[dict[str, Any]]:
+    """``DEFAULT_MATCHES`` of the example DAG, read without importing Airflow."""
+    tree = ast.parse((EXAMPLE_DAGS_DIR / "example_aiontheball_match_ingestion.py").read_text())
+    for node in tree.body:
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == "DEFAULT_MATCHES"
+            and node.value is not None
+        ):
+            matches: list[dict[str, Any]] = ast.literal_eval(node.value)
+            return matches
+    raise AssertionError("DEFAULT_MATCHES not found in the example DAG")
+
+
+@dataclass
+class E2ERun:
+    harness: AirflowHarness
+    report: RunReport
+    progress: list[str]
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory: pytest.TempPathFactory) -> E2ERun:
+    progress: list[str] = []
+    harness = AirflowHarness(
+        HarnessConfig(dag_id=MATCH_INGESTION_DAG_ID, token=TOKEN, workdir=tmp_path_factory.mktemp("e2e-airflow")),
+        progress=progress.append,
+    )
+    try:
+        with harness:  # leaving it stops every process; the tests below check that too
+            # Results into the run's directory, not the example's default (/tmp/aiontheball/results).
+            report = harness.run_dag("aib_e2e__match_ingestion", {"output_path": str(harness.workdir / "results")})
+    except HarnessError as exc:
+        pytest.fail(f"{exc}\n{harness.failure_details()}\nprogress:\n" + "\n".join(progress))
+    return E2ERun(harness, report, progress)
+
+
+def test_the_dag_run_succeeded(e2e: E2ERun) -> None:
+    report = e2e.report
+    states = {task.label: task.state for task in report.tasks}
+    # The whole summary on failure: task states, the failed tasks' errors and log paths.
+    assert report.state == "success", "\n" + format_summary(report)
+    count = len(default_matches())
+    for task_id in MAPPED:
+        tasks = report.tasks_named(task_id)
+        assert [t.map_index for t in tasks] == list(range(count)), states
+        assert {t.state for t in tasks} == {"success"}, states
+    assert {t.state for t in report.tasks_named("delete_video")} == {"skipped"}, "cleanup is off by default"
+    assert {t.state for t in report.tasks} == {"success", "skipped"}, states
+
+
+def test_each_sensor_deferred_to_the_triggerer_and_resumed_in_a_worker(e2e: E2ERun) -> None:
+    report = e2e.report
+    triggerers = report.triggerer_job_ids
+    assert triggerers, "the job table has no TriggererJob: the triggerer never ran"
+    deferred = {task.label for task in report.deferred_tasks}
+    sensors = {task.label for task in report.tasks_named("wait_for_video")}
+    assert len(sensors) == len(default_matches())
+    assert sensors <= deferred, "every video sensor deferred (the videos take seconds to prepare)"
+    for task in report.deferred_tasks:  # the video sensors, and any other deferrable task of the DAG
+        label = task.label
+        assert task.state == "success", label
+        # Deferring and resuming did not use up a retry.
+        assert task.try_number == 1, label
+        # The triggerer wrote this task's trigger log, named after the triggerer's job id, holding the
+        # trigger's own status lines: the provider's trigger code ran in the triggerer process.
+        assert task.trigger_logs, f"{label}: no trigger log"
+        assert status_observations(task.trigger_lines), f"{label}: the trigger logged no status"
+        # The worker never ran the trigger (dag.test() would have: it runs triggers in-process).
+        assert not [line for line in task.worker_lines if FIRED_MARK.search(line.message)], label
+        # DB evidence, sampled while the run was polled: the trigger row was held by a TriggererJob.
+        assert report.trigger_assignments.get(label), f"{label}: its trigger row was never seen assigned"
+        assert report.trigger_assignments[label] <= triggerers, label
+        for deferral in task.deferrals:
+            # The worker's log: deferred, then executed again after the trigger fired.
+            assert deferral.resumed_at is not None, f"{label} never resumed: {task.worker_logs}"
+            assert deferral.trigger_fired_at is not None, f"{label}: no trigger event in {task.trigger_logs}"
+            assert deferral.deferred_at < deferral.trigger_fired_at < deferral.resumed_at, label
+            assert set(deferral.triggerer_job_ids) <= triggerers, (label, deferral.triggerer_job_ids, triggerers)
+            # The trigger polled the API while the task was deferred.
+            assert deferral.polls >= 1, label
+
+
+def test_the_simulator_received_the_expected_requests(e2e: E2ERun) -> None:
+    report = e2e.report
+    matches = default_matches()
+    assert report.requests, "the simulator logged no request"
+    assert {r["token_org"] for r in report.requests} == {"org-1"}, "every request carried the connection's token"
+    assert [r for r in report.requests if r["status"] is None or r["status"] >= 400] == []
+
+    posts = report.requests_to("POST", "/videos")
+    assert sorted(p["body"]["title"] for p in posts) == sorted(
+        f"{m['home_team_name']} vs {m['away_team_name']}" for m in matches
+    )
+    assert sorted(p["body"]["video_file_url"] for p in posts) == sorted(m["video_file_url"] for m in matches)
+    assert report.requests_to("DELETE", r"/videos/\d+") == [], "cleanup is off by default"
+
+    assert len(report.videos) == len(matches)
+    for video in report.videos:
+        assert video["status"] == "available", video
+        # At least the sensor's first poke (in the worker) and one poll by the trigger.
+        assert len(report.requests_to("GET", f"/videos/{video['id']}")) >= 2, video["id"]
+        seen = [status for _, status in report.transitions[f"video {video['id']}"]]
+        assert seen[-1] == "available", seen
+
+
+def test_nothing_is_left_running(e2e: E2ERun) -> None:
+    harness = e2e.harness
+    assert harness.stopped
+    assert harness.leftovers == []
+    for process in harness.processes:  # the simulator and each Airflow component, and their groups
+        assert process.popen.returncode is not None, process.name
+        assert group_members(process.pgid) == [], f"process group of {process.name} still has members"
+    # Every descendant seen while running (executor workers, task and trigger processes, ...), by pid and
+    # start time so that a reused pid does not count.
+    assert len(harness.tracked) > len(harness.processes)
+    table = process_table()
+    running = [
+        pid for pid, start in harness.tracked if pid in table and table[pid].start == start and table[pid].running
+    ]
+    assert running == []
+    # Children that left their process group would still carry the marker in their environment.
+    assert marked_processes(harness.marker) == []
+
+
+def test_the_summary_is_readable_and_the_token_stays_secret(e2e: E2ERun) -> None:
+    summary = format_summary(e2e.report)
+    for task in e2e.report.tasks:
+        assert task.task_id in summary
+    assert f"Run {e2e.report.run_id} of {e2e.report.dag_id}" in summary
+    assert str(e2e.report.state).upper() in summary
+    assert f"Deferred: {len(e2e.report.deferred_tasks)} task(s)" in summary
+    assert TOKEN not in summary
+    assert not [line for line in e2e.progress if TOKEN in line]
+    leaked = []
+    for directory, _, files in os.walk(e2e.harness.workdir):
+        for name in files:
+            path = Path(directory, name)
+            if path.suffix in (".log", ".cfg") and TOKEN.encode() in path.read_bytes():
+                leaked.append(path)
+    assert leaked == []

@@ -1,0 +1,148 @@
+"""DAG files stay cheap to parse: our operators, sensors and example DAGs pull in no HTTP or retry library.
+
+Every DAG file imports Airflow; at every parse it then also pays for what our modules import. So
+importing an operator or sensor module (or an example DAG) must not newly import ``aiohttp``,
+``requests`` or ``tenacity`` (the hooks import them when a request is sent). Each module is imported
+in a fresh interpreter after the baseline a DAG file imports anyway (``import airflow.sdk``; on
+Airflow 2 ``import airflow`` and ``DAG``); only modules *newly* imported by ours count, since some
+Airflow versions import ``requests`` or ``tenacity`` themselves. On failure, ``python -X importtime``
+names the chain of imports that pulled the library in. Module presence only, never times.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = ("aiohttp", "requests", "tenacity")
+MARK = "---AIB-IMPORT-COST-MARK---"
+MODULES = (
+    "airflow_provider_aiontheball.sensors.video",
+    "airflow_provider_aiontheball.sensors.analysis",
+    "airflow_provider_aiontheball.operators.video",
+    "airflow_provider_aiontheball.operators.analysis",
+)
+
+
+def baseline_code() -> str:
+    if int(metadata.version("apache-airflow").split(".")[0]) >= 3:
+        return "import airflow.sdk"
+    return "import airflow\nfrom airflow.models.dag import DAG"
+
+
+def module_exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+def module_param(module: str) -> object:
+    return pytest.param(
+        f"import {module}",
+        id=module.removeprefix("airflow_provider_aiontheball."),
+        marks=pytest.mark.skipif(not module_exists(module), reason=f"{module} does not exist yet"),
+    )
+
+
+def dag_file_code(path: Path) -> str:
+    name = f"aib_example_dag_{path.stem}"
+    return (
+        "import importlib.util as _u\n"
+        f"_spec = _u.spec_from_file_location({name!r}, {str(path)!r})\n"
+        "_module = _u.module_from_spec(_spec)\n"
+        f"sys.modules[{name!r}] = _module\n"
+        "_spec.loader.exec_module(_module)"
+    )
+
+
+TARGETS = [
+    *(module_param(module) for module in MODULES),
+    *(
+        pytest.param(dag_file_code(path), id=f"example_dags/{path.name}")
+        for path in sorted(REPO.glob("example_dags/*.py"))
+    ),
+]
+
+
+def run(code: str, *python_args: str) -> subprocess.CompletedProcess[str]:
+    script = "\n".join(
+        [
+            "import sys, json",
+            baseline_code(),
+            "_before = set(sys.modules)",
+            f"sys.stderr.write({MARK!r} + '\\n'); sys.stderr.flush()",
+            code,
+            f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules and m not in _before)))",
+        ]
+    )
+    proc = subprocess.run(
+        [sys.executable, *python_args, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, f"importing failed:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def import_chain(importtime_stderr: str, module: str) -> str:
+    """``a -> b -> module``: who imported ``module``, from ``-X importtime`` output after the mark.
+
+    ``-X importtime`` prints a module after everything it imported, indented by nesting depth, so
+    the importer of a line is the next line below it with a smaller depth.
+    """
+    _, _, after = importtime_stderr.partition(MARK)
+    entries: list[tuple[int, str]] = []
+    for line in after.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            raw = line.rsplit("|", 1)[1]
+            name = raw.strip()
+            if name != "imported package":
+                entries.append(((len(raw) - len(raw.lstrip(" ")) - 1) // 2, name))
+    index = next((i for i, (_, name) in enumerate(entries) if name == module), None)
+    if index is None:
+        return f"{module} (importer not found in -X importtime output)"
+    chain = [module]
+    depth = entries[index][0]
+    for later_depth, name in entries[index + 1 :]:
+        if later_depth < depth:
+            chain.append(name)
+            depth = later_depth
+    return " -> ".join(reversed(chain))
+
+
+@pytest.mark.parametrize("code", TARGETS)
+def test_dag_facing_modules_do_not_import_heavy_libraries(code: str) -> None:
+    newly_imported = json.loads(run(code).stdout.strip().splitlines()[-1])
+    if newly_imported:
+        stderr = run(code, "-X", "importtime").stderr
+        chains = "\n".join(f"  {import_chain(stderr, module)}" for module in newly_imported)
+        pytest.fail(f"importing it newly imports {', '.join(newly_imported)}:\n{chains}")
+
+
+def test_import_chain_names_the_importer() -> None:
+    """The failure message's helper, on ``-X importtime`` output in its real format."""
+    stderr = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:      9000 |     900000 | airflow.sdk",
+            MARK,
+            "import time:       100 |        100 |       aiohttp.helpers",
+            "import time:       200 |        300 |     aiohttp",
+            "import time:        10 |        310 |   airflow_provider_aiontheball.hooks.aiontheball",
+            "import time:        20 |        330 | airflow_provider_aiontheball.sensors.video",
+        ]
+    )
+    assert import_chain(stderr, "aiohttp") == (
+        "airflow_provider_aiontheball.sensors.video -> airflow_provider_aiontheball.hooks.aiontheball -> aiohttp"
+    )
+    assert "not found" in import_chain(stderr, "requests")
+
+
+def test_at_least_one_module_exists() -> None:
+    assert module_exists("airflow_provider_aiontheball.sensors.video")
