@@ -145,22 +145,25 @@ class ProgressSchedule:
     Without usable progress (not reported, flat, or a new phase that has not moved yet) it falls back to
     :class:`AdaptiveSchedule` capped at ``fallback_max_interval``. When the estimate says the job
     should be done but progress stopped rising (a long aggregation at 99 %), polls back off by
-    ``factor`` from ``min_interval`` up to ``fallback_max_interval`` instead of hammering the API.
+    ``factor`` from ``min_interval`` up to ``stalled_max_interval``.
 
     :param min_interval: shortest interval in seconds, used near the finish. Default 45.
     :param max_interval: longest interval in seconds, far from the finish. Default 1800.
     :param safety: fraction of the estimated remaining time to sleep. Default 0.5.
-    :param margin_points: progress points below 100 treated as "finishing". Default 3.
+    :param margin_points: progress points below 100 treated as "finishing". Default 2.
     :param fallback_max_interval: cap of the interval without a usable estimate. Default 300.
     :param factor: growth per unchanged poll without an estimate, or while stalled. Default 1.5.
+    :param stalled_max_interval: cap of the interval while progress has stopped short of the finish
+        (a long aggregation at 99 %), which keeps detection within a minute there too. Default 60.
     """
 
     min_interval: float = DEFAULT_ANALYSIS_MIN_POLL_INTERVAL
     max_interval: float = DEFAULT_ANALYSIS_POLL_INTERVAL
     safety: float = 0.5
-    margin_points: float = 3.0
+    margin_points: float = 2.0
     fallback_max_interval: float = 300.0
     factor: float = DEFAULT_BACKOFF_FACTOR
+    stalled_max_interval: float = 60.0
     #: A drop of more than this many points means the job restarted: measure the rate afresh.
     restart_drop_points: float = 10.0
     _fallback: AdaptiveSchedule = field(init=False)
@@ -219,7 +222,8 @@ class ProgressSchedule:
         rising = progress is not None and previous is not None and progress > previous
         self._stalled_polls = 0 if rising else self._stalled_polls + 1
         stalled_steps = max(0, self._stalled_polls - 2)
-        return min(self._fallback.max_interval, self.min_interval * self.factor**stalled_steps)
+        cap = max(self.min_interval, self.stalled_max_interval)
+        return min(cap, self.min_interval * self.factor**stalled_steps)
 
     def after_failure(self, retry_after: float | None = None) -> float:
         return self._fallback.after_failure(retry_after)

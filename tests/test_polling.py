@@ -72,13 +72,13 @@ def test_progress_schedule_sleeps_long_far_from_the_finish_and_short_near_it():
     assert schedule.after_observation("running", 97.5, 14040) == 45, "within the margin: the minimum"
 
 
-def test_progress_schedule_does_not_hammer_a_stalled_finish():
-    schedule = ProgressSchedule(min_interval=45, max_interval=1800, fallback_max_interval=300)
+def test_progress_schedule_backs_off_gently_on_a_stalled_finish():
+    schedule = ProgressSchedule(min_interval=30, max_interval=1800, stalled_max_interval=60)
     schedule.after_observation("running", 0, 0)
     schedule.after_observation("running", 96, 10000)
     waits = [schedule.after_observation("aggregating", 99, 10000 + i) for i in range(12)]
-    assert waits[0] == 45
-    assert waits[-1] == 300, "backs off to the fallback cap while progress stays at 99"
+    assert waits[:4] == [30, 30, 30, 45], "a few polls at the minimum, then back off"
+    assert waits[-1] == 60, "capped so a finish after a long stall is still noticed within a minute"
 
 
 def test_progress_schedule_keeps_the_rate_from_running_into_aggregating():
