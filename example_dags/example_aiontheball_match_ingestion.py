@@ -176,7 +176,8 @@ def example_aiontheball_match_ingestion() -> None:
     results = AIOnTheBallAnalysisResultsOperator.partial(
         task_id="fetch_results",
         results=("summary", "events"),
-        output_path="{{ params.output_path }}/{{ ds }}",
+        # run_id, not ds: runs triggered by hand on Airflow 3 have no logical date.
+        output_path="{{ params.output_path }}/{{ run_id }}",
     ).expand(analysis_id=analysed.output.map(analysis_id_of))
 
     @task

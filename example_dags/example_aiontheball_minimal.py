@@ -25,7 +25,6 @@ with DAG(
         title="Team A vs Team B",
         home_team_name="Team A",
         away_team_name="Team B",
-        date="{{ ds }}",
     )
     wait_for_video = AIOnTheBallVideoSensor(
         task_id="wait_for_video",

@@ -4,7 +4,8 @@ The module runs the DAG once, with the harness ``make demo`` uses (``scripts/air
 the simulator CLI on loopback, a throwaway SQLite ``AIRFLOW_HOME``, and the Airflow components as
 separate processes (Airflow 3: api-server, scheduler with the LocalExecutor, dag-processor, triggerer;
 Airflow 2: scheduler with the SequentialExecutor, triggerer). Every test then checks one aspect of that
-run. About 35 s on Airflow 3.3 and 45 s on Airflow 2.11 on a 2-core machine.
+run. About 60 s on Airflow 3.3 and 75 s on Airflow 2.11 on a 2-core machine (the simulator's videos are
+ready after 12 s / 24 s, its analyses 14 s later).
 
 Unlike ``dag.test()`` (which runs triggers inside the test process, see ``test_example_dags.py``), here
 the sensors really defer: the evidence that their triggers ran in the triggerer process comes from three
@@ -43,7 +44,6 @@ pytestmark = pytest.mark.e2e
 
 #: A fresh token per session: the test checks it never reaches a log.
 TOKEN = f"e2e-token-{secrets.token_hex(6)}"
-MAPPED = ("create_video", "wait_for_video", "summarize_video")
 
 
 def default_matches() -> list[dict[str, Any]]:
@@ -89,10 +89,12 @@ def test_the_dag_run_succeeded(e2e: E2ERun) -> None:
     states = {task.label: task.state for task in report.tasks}
     # The whole summary on failure: task states, the failed tasks' errors and log paths.
     assert report.state == "success", "\n" + format_summary(report)
-    count = len(default_matches())
-    for task_id in MAPPED:
+    # Every mapped task (create_video, wait_for_video, ..., whatever the example maps) ran once per match.
+    mapped = {task.task_id for task in report.tasks if task.map_index >= 0}
+    assert {"create_video", "wait_for_video", "summarize_video"} <= mapped, states
+    for task_id in mapped:
         tasks = report.tasks_named(task_id)
-        assert [t.map_index for t in tasks] == list(range(count)), states
+        assert [t.map_index for t in tasks] == list(range(len(default_matches()))), states
         assert {t.state for t in tasks} == {"success"}, states
     assert {t.state for t in report.tasks_named("delete_video")} == {"skipped"}, "cleanup is off by default"
     assert {t.state for t in report.tasks} == {"success", "skipped"}, states
@@ -160,6 +162,8 @@ def test_nothing_is_left_running(e2e: E2ERun) -> None:
     for process in harness.processes:  # the simulator and each Airflow component, and their groups
         assert process.popen.returncode is not None, process.name
         assert group_members(process.pgid) == [], f"process group of {process.name} still has members"
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("the process-tree checks read /proc (Linux)")
     # Every descendant seen while running (executor workers, task and trigger processes, ...), by pid and
     # start time so that a reused pid does not count.
     assert len(harness.tracked) > len(harness.processes)

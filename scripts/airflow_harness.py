@@ -1,0 +1,1228 @@
+"""Run a DAG in real Airflow processes against the bundled simulator, then report what happened.
+
+``scripts/demo.py`` (``make demo``) and ``tests/test_e2e.py`` share this module. It imports only the
+standard library and the provider's status vocabulary, never Airflow: importing Airflow is slow, and the
+calling process must not pick up the throwaway ``AIRFLOW_HOME``'s configuration.
+
+:class:`AirflowHarness` does, in order:
+
+1. start the simulator CLI on a free loopback port (it writes its URL to a ready file once listening);
+2. build a throwaway workdir (``airflow-home/`` with the SQLite DB, ``airflow.cfg`` and the task logs;
+   ``dags/`` with copies of the DAG files; ``processes/`` with one log file per process started here) and
+   an environment in which none of the caller's ``AIRFLOW*`` variables leak in;
+3. ``airflow db migrate``, then start the components that run a DAG, each in its own process group:
+   Airflow 3: ``api-server`` (only its execution API: workers report task states through it),
+   ``scheduler`` (LocalExecutor), ``dag-processor`` and ``triggerer``; Airflow 2: ``scheduler``
+   (SequentialExecutor, the only one SQLite allows; it also parses the DAG files) and ``triggerer``.
+   That is what ``airflow standalone`` starts, minus the web UI, which runs no part of a DAG;
+4. wait until the DAG is parsed and the scheduler/triggerer (and dag-processor) jobs are running, trigger
+   a run with the CLI, and poll the SQLite DB (read-only) until the run ends;
+5. build a :class:`RunReport`: task instances from the DB, deferrals from the task logs, the trigger logs
+   the triggerer writes (``attempt=N.log.trigger.<triggerer job id>.log``), the simulator's request log
+   and its videos;
+6. stop everything: SIGTERM to every process group (the API server and the simulator last), SIGKILL after
+   a grace period, then check that nothing started here still runs: no member of the process groups, no
+   process seen in their process trees while running (by pid *and* start time), and no process carrying
+   the environment marker every child inherits (which also finds one that escaped its group).
+
+Why the DB is read directly: the CLI (``airflow dags list-runs``) costs 2-3 s of CPU per call on a 2-core
+machine, and the REST API needs the auth manager's tokens and differs between Airflow 2 and 3. One
+read-only SQLite query per poll works the same on both (the few columns read exist in both schemas).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Any
+
+from airflow_provider_aiontheball.statuses import AnalysisStatus, VideoStatus
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_DAGS_DIR = REPO_ROOT / "example_dags"
+MATCH_INGESTION_DAG_ID = "example_aiontheball_match_ingestion"
+SIMULATOR_MODULE = "airflow_provider_aiontheball.testing.simulator"
+CONN_ENV = "AIRFLOW_CONN_AIONTHEBALL_DEFAULT"
+#: Every process started here inherits this variable (with a per-harness value), so the leftover check
+#: also finds processes that left their process group (``setsid``) and were re-parented.
+MARKER_ENV = "AIB_HARNESS_MARKER"
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+#: Stopped after the other processes: running tasks report to the API server, and tasks and triggers
+#: winding down still call the simulator; stopped first, they would leave the others hanging in retries.
+STOPPED_LAST = frozenset({"api-server", "simulator"})
+#: Seconds after the first SIGTERM when a still-running component gets a second one. Airflow's
+#: components read a second signal as "stop now" (the triggerer otherwise waits up to 10 s for its
+#: trigger runner; the scheduler for running tasks). Nothing worth waiting for runs by then.
+SECOND_SIGNAL_AFTER = 3.0
+#: States whose task log holds an error worth showing (upstream_failed tasks never ran: no log).
+FAILED_TASK_STATES = frozenset({"failed", "up_for_retry"})
+#: Task-instance states worth a progress line when their counts change (not the running/queued churn).
+PROGRESS_STATES = ("success", "deferred", "up_for_retry", "failed", "upstream_failed", "skipped")
+
+#: What a task log says when a task defers (identical in Airflow 2.11 and 3.x).
+DEFERRED_MARK = "Pausing task as DEFERRED"
+#: Each execution of a task starts with this log group ("::group::Pre Execute" in Airflow 3,
+#: "::group::Pre task execution logs" in Airflow 2): the first one after a deferral is the resumption.
+EXECUTION_START_MARK = "::group::Pre"
+#: The triggerer's line when a trigger yields its event ("Trigger fired event" / "Trigger ... fired: ...").
+FIRED_MARK = re.compile(r"\bfired\b", re.IGNORECASE)
+TRIGGER_LOG_NAME = re.compile(r"^attempt=(?P<attempt>\d+)\.log\.trigger\.(?P<job>\d+)\.log$")
+WORKER_LOG_NAME = re.compile(r"^attempt=(?P<attempt>\d+)\.log$")
+#: Airflow 2's text log format: ``[2025-01-01T12:00:00.123+0000] {file.py:12} INFO - message``.
+TEXT_LOG_LINE = re.compile(r"^\[(?P<time>[^\]]+)\] \{[^}]*\} (?P<level>[A-Z]+) - (?P<message>.*)$")
+#: The provider's status lines: ``video 790: init``, ``video 790: init → downloading after 2 s``,
+#: ``video 790 is available after 6 s`` (same for analyses); the status is checked against the vocabulary.
+STATUS_LINE = re.compile(r"^(?P<kind>video|analysis) (?P<id>\d+)(?::| is) (?:.*→ )?(?P<status>[a-z_]+)")
+KNOWN_STATUSES = {"video": {s.value for s in VideoStatus}, "analysis": {s.value for s in AnalysisStatus}}
+#: API paths of one resource, to count the polls of each video/analysis in the simulator's request log.
+RESOURCE_PATH = re.compile(r"^/(?P<kind>videos|analyses)/(?P<id>\d+)$")
+ANY_ID = re.compile(r"/\d+")
+
+
+class HarnessError(RuntimeError):
+    """A step failed or timed out; the message says which step and which log file to read."""
+
+
+def airflow_version() -> str:
+    """The installed Airflow version, without importing Airflow."""
+    return importlib.metadata.version("apache-airflow")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (the usual small race is acceptable for a throwaway run)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a text file ('' if it does not exist)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def utc(value: str | None) -> dt.datetime | None:
+    """A timestamp from the DB (naive UTC text) or a log (ISO 8601 with offset) as an aware datetime."""
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def seconds_between(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
+    return None if start is None or end is None else (end - start).total_seconds()
+
+
+class Deadline:
+    """One time budget shared by every wait of a run, so the whole run fails in bounded time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self.end
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------------
+
+
+def _example_dag_files() -> tuple[Path, ...]:
+    return tuple(sorted(EXAMPLE_DAGS_DIR.glob("*.py")))
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    """What to run and how long to wait.
+
+    :param dag_id: the DAG to trigger.
+    :param dag_files: copied into the throwaway dags folder (all example DAGs by default, so helpers they
+        share keep working; DAGs never run on a schedule here, see ``USE_JOB_SCHEDULE`` below).
+    :param token: the simulator's only token; it reaches Airflow as the connection's password and is
+        never printed.
+    :param video_step_seconds: seconds the simulator keeps a video in each of its three preparing
+        statuses. The video sensors must first poke while their video is still preparing, or they finish
+        at once without deferring; that first poke comes after the DAG's other early tasks (create the
+        videos and the analyses). ``None``: 4 s on Airflow 3 (ready after 12 s; the first pokes come
+        after 3-6 s); 8 s on Airflow 2 (ready after 24 s), whose SequentialExecutor runs one task at a
+        time, ~1.5 s each.
+    :param analysis_seconds: seconds a simulated analysis runs (after 1 s of ``init`` once its video is
+        available, and before 3 s of ``aggregating``).
+    :param parallelism: Airflow's ``[core] parallelism``; the LocalExecutor starts that many worker
+        processes up front (32 by default, ~140 MB each: too many for a 2-core demo machine). 6: the
+        example's three matches each create a video and an analysis at the same time.
+    :param timeout: budget in seconds from start until the run has ended (startup, trigger and run).
+    :param stop_grace: seconds between SIGTERM and SIGKILL when stopping.
+    :param workdir: an empty or new directory for the throwaway files (default: a new temporary
+        directory), kept afterwards so its logs can be read.
+    :param poll_seconds: interval of the DB polls while waiting.
+    :param fail_on_retry: stop waiting as soon as a task instance is ``up_for_retry``: against the
+        simulator nothing fails transiently, and the example's retry delay (2 min) would exhaust the
+        time budget before the run ends.
+    :param dag_env: extra environment for the Airflow processes (read by the DAG files when parsed).
+    """
+
+    dag_id: str = MATCH_INGESTION_DAG_ID
+    dag_files: tuple[Path, ...] = field(default_factory=_example_dag_files)
+    token: str = "demo-token"
+    video_step_seconds: float | None = None
+    analysis_seconds: float = 10.0
+    parallelism: int = 6
+    timeout: float = 210.0
+    stop_grace: float = 20.0
+    workdir: Path | None = None
+    poll_seconds: float = 0.5
+    fail_on_retry: bool = True
+    dag_env: dict[str, str] = field(
+        # The example waits for analyses with a 45 s minimum poll interval (right for real 2-6 h analyses);
+        # the simulated ones take seconds.
+        default_factory=lambda: {"AIONTHEBALL_EXAMPLE_ANALYSIS_MIN_POLL_SECONDS": "3"}
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ManagedProcess:
+    """A process started in its own session, hence its own process group (pgid == pid)."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+
+    @property
+    def pgid(self) -> int:
+        return self.popen.pid
+
+    def exited(self) -> bool:
+        return self.popen.poll() is not None
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """One line of ``/proc/PID/stat``: enough to follow a process tree and to tell a process from a
+    later one that reuses its pid (``start``, in clock ticks since boot)."""
+
+    pid: int
+    state: str
+    ppid: int
+    pgid: int
+    start: int
+
+    @property
+    def running(self) -> bool:
+        # A zombie runs nothing; in a container whose PID 1 does not reap orphans it lingers forever.
+        return self.state not in ("Z", "X")
+
+
+def process_table() -> dict[int, ProcessInfo]:
+    """Every process on the machine by pid (empty without ``/proc``, e.g. on macOS)."""
+    table = {}
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                raw = Path(f"/proc/{entry.name}/stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            # "pid (comm) state ppid pgrp ... starttime(22nd)": comm may contain spaces and parentheses.
+            fields = raw[raw.rfind(")") + 2 :].split()
+            pid = int(entry.name)
+            table[pid] = ProcessInfo(pid, fields[0], int(fields[1]), int(fields[2]), int(fields[19]))
+    return table
+
+
+def group_members(pgid: int, table: dict[int, ProcessInfo] | None = None) -> list[int]:
+    """Running (non-zombie) processes in a process group; without ``/proc``, a signal 0 to the group."""
+    if not Path("/proc/self/stat").exists():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            pass
+        return [pgid]
+    table = process_table() if table is None else table
+    return [info.pid for info in table.values() if info.pgid == pgid and info.running]
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Processes whose environment carries ``MARKER_ENV=marker`` (empty without ``/proc``).
+
+    Not complete on its own: a process that renames itself with ``setproctitle`` (Airflow's API server
+    and LocalExecutor workers do) overwrites the memory ``/proc/PID/environ`` reads; the process-tree
+    tracking of :class:`AirflowHarness` covers those. A zombie's environment reads empty.
+    """
+    if not Path("/proc/self/environ").exists():
+        return []
+    needle = f"{MARKER_ENV}={marker}".encode()
+    found = []
+    for pid in process_table():
+        if pid == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:  # gone, or another user's process
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(pid)
+    return found
+
+
+def describe_process(pid: int) -> str:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        command = "?"
+    return f"pid {pid}: {command[:120]}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Logs
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogLine:
+    time: dt.datetime
+    message: str
+    level: str = "info"
+
+
+def read_log_lines(path: Path) -> list[LogLine]:
+    """Timestamped lines of a task or trigger log: JSON lines (Airflow 3) or text lines (Airflow 2).
+
+    Lines without a timestamp (tracebacks, continuation lines) are skipped.
+    """
+    lines = []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    for raw in text.splitlines():
+        stamp: str | None = None
+        message, level = "", "info"
+        if raw.startswith("{"):
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                stamp, message, level = record.get("timestamp"), str(record.get("event", "")), str(record.get("level"))
+                # Airflow 3 puts the exception in a structured field, not in the message.
+                details = record.get("error_detail")
+                if isinstance(details, list) and details and isinstance(details[-1], dict):
+                    message += f": {details[-1].get('exc_type')}: {details[-1].get('exc_value')}"
+        elif (match := TEXT_LOG_LINE.match(raw)) is not None:
+            stamp, message, level = match["time"], match["message"], match["level"]
+        when = utc(stamp)
+        if when is not None:
+            lines.append(LogLine(when, message, level.lower()))
+    return lines
+
+
+def status_observations(lines: Sequence[LogLine]) -> list[tuple[str, dt.datetime, str]]:
+    """(resource name, time, status) for every provider status line, e.g. ("video 790", t, "downloading")."""
+    seen = []
+    for line in lines:
+        match = STATUS_LINE.match(line.message)
+        if match is not None and match["status"] in KNOWN_STATUSES[match["kind"]]:
+            seen.append((f"{match['kind']} {match['id']}", line.time, match["status"]))
+    return seen
+
+
+# --------------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Deferral:
+    """One deferral of a task: from the worker's "Pausing task as DEFERRED" to the next execution start.
+
+    ``trigger_*`` come from the trigger log lines the triggerer wrote inside that window; ``polls`` counts
+    the simulator's GETs of the task's resources inside it (the trigger's polls).
+    """
+
+    deferred_at: dt.datetime
+    resumed_at: dt.datetime | None
+    trigger_started_at: dt.datetime | None = None
+    trigger_fired_at: dt.datetime | None = None
+    triggerer_job_ids: tuple[int, ...] = ()
+    polls: int = 0
+
+    @property
+    def seconds_deferred(self) -> float | None:
+        """Time without a worker: deferral until the task resumed in a worker."""
+        return seconds_between(self.deferred_at, self.resumed_at)
+
+    @property
+    def seconds_in_triggerer(self) -> float | None:
+        """Time the wait spent in the triggerer: deferral until the trigger fired its event."""
+        return seconds_between(self.deferred_at, self.trigger_fired_at)
+
+
+@dataclass
+class TaskReport:
+    """One task instance (one map index) of the run."""
+
+    task_id: str
+    map_index: int
+    state: str | None
+    try_number: int
+    start_date: dt.datetime | None
+    end_date: dt.datetime | None
+    duration: float | None
+    worker_logs: list[Path] = field(default_factory=list)
+    trigger_logs: list[Path] = field(default_factory=list)
+    worker_lines: list[LogLine] = field(default_factory=list)
+    trigger_lines: list[LogLine] = field(default_factory=list)
+    deferrals: list[Deferral] = field(default_factory=list)
+    #: The resources this task logged statuses of, e.g. ["video 790"].
+    resources: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
+
+    @property
+    def errors(self) -> list[str]:
+        """The error lines of the task's worker logs (with the exception, on Airflow 3)."""
+        return [line.message for line in self.worker_lines if line.level in ("error", "critical")]
+
+
+@dataclass
+class RunReport:
+    """Everything the demo prints and the e2e test asserts about one DAG run."""
+
+    airflow_version: str
+    dag_id: str
+    run_id: str
+    #: The run's state in the DB when the report was made.
+    state: str | None
+    #: What waiting for the run ended with: its final state, or "up_for_retry" (see ``fail_on_retry``).
+    outcome: str | None
+    start_date: dt.datetime | None
+    end_date: dt.datetime | None
+    tasks: list[TaskReport]
+    #: Ids of the TriggererJob rows in the job table (the triggerer processes of this Airflow).
+    triggerer_job_ids: set[int]
+    #: task label -> triggerer job ids seen on the task's trigger row while the run was polled.
+    trigger_assignments: dict[str, set[int]]
+    #: The simulator's request log (method, path, status, time on its monotonic clock, token_org, body).
+    requests: list[dict[str, Any]]
+    #: The simulator's videos at the end (``GET /videos``, every page).
+    videos: list[dict[str, Any]]
+    #: resource name ("video 790") -> [(time, status)], statuses seen in the task and trigger logs.
+    transitions: dict[str, list[tuple[dt.datetime, str]]]
+    workdir: Path
+    process_logs: dict[str, Path]
+
+    @property
+    def duration(self) -> float | None:
+        return seconds_between(self.start_date, self.end_date)
+
+    def tasks_named(self, task_id: str) -> list[TaskReport]:
+        return sorted((t for t in self.tasks if t.task_id == task_id), key=lambda t: t.map_index)
+
+    def requests_to(self, method: str, path_pattern: str) -> list[dict[str, Any]]:
+        """Requests with this method whose path fully matches the regular expression."""
+        pattern = re.compile(path_pattern)
+        return [r for r in self.requests if r["method"] == method and pattern.fullmatch(r["path"])]
+
+    @property
+    def deferred_tasks(self) -> list[TaskReport]:
+        return [t for t in self.tasks if t.deferrals]
+
+
+# --------------------------------------------------------------------------------------------------
+# The harness
+# --------------------------------------------------------------------------------------------------
+
+
+class AirflowHarness:
+    """Real Airflow processes plus the simulator, for one or more DAG runs; use as a context manager.
+
+    :param progress: called with one short line per step (the demo prints them; tests may log them).
+    """
+
+    def __init__(self, config: HarnessConfig | None = None, progress: Callable[[str], None] | None = None) -> None:
+        self.config = config or HarnessConfig()
+        self.progress = progress or (lambda line: None)
+        self.version = airflow_version()
+        self.major = int(self.version.split(".")[0])
+        self.marker = uuid.uuid4().hex
+        self.workdir = Path(self.config.workdir or tempfile.mkdtemp(prefix="aib-airflow-run-")).resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.home = self.workdir / "airflow-home"
+        self.dags_dir = self.workdir / "dags"
+        self.process_dir = self.workdir / "processes"
+        self.db_path = self.home / "airflow.db"
+        self.task_log_dir = self.home / "logs"
+        self.bin_dir = Path(sys.executable).parent  # the venv's bin: do not resolve the symlink out of it
+        self.airflow = self.bin_dir / "airflow"
+        self.api_port = free_port()
+        # Fixed per harness, so every process (and every CLI call) gets the same environment.
+        self._log_server_ports = (free_port(), free_port())
+        self._jwt_secret = secrets.token_urlsafe(32)
+        self.video_step_seconds = self.config.video_step_seconds or (4.0 if self.major >= 3 else 8.0)
+        self.simulator: ManagedProcess | None = None
+        self.simulator_url = ""  # http://127.0.0.1:PORT/api/v1 once the simulator is listening
+        self.components: list[ManagedProcess] = []
+        #: (pid, start time) of every process started here, seen while running (see _track).
+        self.tracked: set[tuple[int, int]] = set()
+        self.leftovers: list[str] = []
+        self.stopped = False
+        self.sim_clock_offset = 0.0  # wall clock minus monotonic clock (the simulator logs monotonic times)
+        self._deadline = Deadline(self.config.timeout)
+        self._trigger_assignments: dict[str, set[int]] = {}
+        self._wait_results: dict[str, str] = {}  # run id -> what wait_for_run returned
+        self._env: dict[str, str] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def __enter__(self) -> AirflowHarness:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        return ([self.simulator] if self.simulator else []) + self.components
+
+    @property
+    def process_logs(self) -> dict[str, Path]:
+        return {p.name: p.log_path for p in self.processes} | {
+            path.stem: path for path in sorted(self.process_dir.glob("*.log"))
+        }
+
+    def start(self) -> None:
+        """Simulator, AIRFLOW_HOME, DB, components; returns once the DAG can be triggered."""
+        if not self.airflow.exists():
+            raise HarnessError(f"{self.airflow} not found: run this with the Python of the virtualenv Airflow is in")
+        if any(self.workdir.iterdir()):
+            # An old airflow.db or old task logs would mix into this run's report.
+            raise HarnessError(f"{self.workdir} is not empty: give a new or empty directory")
+        self._deadline = Deadline(self.config.timeout)
+        atexit.register(self.stop)  # a last resort; the context manager normally stops everything first
+        for directory in (self.home, self.dags_dir, self.process_dir, self.task_log_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        for source in self.config.dag_files:
+            shutil.copy2(source, self.dags_dir / source.name)
+
+        self.progress("Starting the AI on the Ball simulator on loopback…")
+        ready_file = self.workdir / "simulator.url"
+        self.simulator = self._spawn(
+            "simulator",
+            [
+                str(Path(sys.executable)),
+                "-m",
+                SIMULATOR_MODULE,
+                "--port",
+                "0",
+                "--token",
+                self.config.token,
+                "--ready-file",
+                str(ready_file),
+                "--video-step-seconds",
+                str(self.video_step_seconds),
+                "--analysis-seconds",
+                str(self.config.analysis_seconds),
+            ],
+            self._base_env(),
+        )
+        self.progress(f"Preparing a throwaway AIRFLOW_HOME (SQLite) in {self.home}…")
+        # The migration does not need the connection: it runs while the simulator starts.
+        self._run_cli("db-migrate", ["db", "migrate"], self._base_env())
+        self.simulator_url = self._wait_for_simulator(ready_file)
+        self.sim_clock_offset = time.time() - time.monotonic()
+        self._env = self._base_env() | {
+            # The connection as users give it in containers: JSON in AIRFLOW_CONN_<CONN_ID>.
+            CONN_ENV: json.dumps(
+                {"conn_type": "aiontheball", "host": self.simulator_url, "password": self.config.token}
+            )
+        }
+
+        names = ", ".join(name for name, _ in self._component_commands())
+        self.progress(f"Starting Airflow {self.version} ({names})…")
+        started = time.monotonic()
+        for name, args in self._component_commands():
+            self.components.append(self._spawn(name, [str(self.airflow), *args], self._env))
+        self._wait_until_ready()
+        self.progress(f"Airflow is up after {time.monotonic() - started:.0f} s.")
+
+    def _component_commands(self) -> list[tuple[str, list[str]]]:
+        # --skip-serve-logs: the task logs are local files; the log servers would only add processes and
+        # fixed ports (8793/8794) that collide with any other Airflow on the machine.
+        if self.major >= 3:
+            return [
+                # Only the execution API: what workers need; the UI and public REST API are not used here.
+                (
+                    "api-server",
+                    ["api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--apps", "execution"],
+                ),
+                ("scheduler", ["scheduler", "--skip-serve-logs"]),
+                ("dag-processor", ["dag-processor"]),
+                ("triggerer", ["triggerer", "--skip-serve-logs"]),
+            ]
+        return [
+            ("scheduler", ["scheduler", "--skip-serve-logs"]),
+            ("triggerer", ["triggerer", "--skip-serve-logs"]),
+        ]
+
+    def _base_env(self) -> dict[str, str]:
+        # Nothing of the caller's Airflow configuration (e.g. the test session's AIRFLOW_HOME) leaks in.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
+        env.update(
+            {
+                # Airflow starts its own children as `airflow ...` from PATH: it must find this venv's.
+                "PATH": f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}",
+                "PYTHONUNBUFFERED": "1",  # so a log tail printed on failure is complete
+                MARKER_ENV: self.marker,
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_dir),
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.task_log_dir),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                # New DAGs start unpaused, and nothing runs on a schedule: the @weekly example would
+                # otherwise get a scheduled run next to the triggered one. Manual triggers still run.
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                "AIRFLOW__CORE__PARALLELISM": str(self.config.parallelism),
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor" if self.major >= 3 else "SequentialExecutor",
+                # Unused ports, in case some component starts a log server anyway.
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self._log_server_ports[0]),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self._log_server_ports[1]),
+                **self.config.dag_env,
+            }
+        )
+        if self.major >= 3:
+            env.update(
+                {
+                    "AIRFLOW__API__HOST": "127.0.0.1",
+                    "AIRFLOW__API__PORT": str(self.api_port),
+                    # Workers find the API server here; the default (port 8080) would refuse every task.
+                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
+                    # One secret for the API server and the workers' task tokens, whatever airflow.cfg says.
+                    "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
+                    # No generated admin password to write out or print.
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                }
+            )
+        return env
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
+        log_path = self.process_dir / f"{name}.log"
+        log_file = log_path.open("ab")
+        # A new session: its own process group to signal as a whole, and no SIGINT from the terminal
+        # (on Ctrl-C this process stops the children itself, in order).
+        popen = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        process = ManagedProcess(name, popen, log_path, log_file)
+        return process
+
+    def _run_cli(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        """Run one Airflow CLI command to completion (output in processes/NAME.log)."""
+        log_path = self.process_dir / f"{name}.log"
+        timeout = min(120.0, max(self._deadline.remaining(), 1.0))
+        with log_path.open("ab") as log_file:
+            try:
+                # subprocess.run kills the child on a timeout or Ctrl-C before re-raising.
+                result = subprocess.run(
+                    [str(self.airflow), *args],
+                    env=env or self._env,
+                    cwd=self.workdir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                    start_new_session=True,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                raise HarnessError(f"`airflow {' '.join(args[:2])}` did not finish within {timeout:.0f} s") from None
+        if result.returncode != 0:
+            raise HarnessError(
+                f"`airflow {' '.join(args[:2])}` failed with exit code {result.returncode}; "
+                f"the end of {log_path}:\n{tail(log_path, 30)}"
+            )
+
+    def _wait_for_simulator(self, ready_file: Path) -> str:
+        assert self.simulator is not None
+        while not ready_file.exists() or not ready_file.read_text().strip():
+            if self.simulator.exited():
+                raise HarnessError(
+                    f"the simulator exited at start; the end of its log:\n{tail(self.simulator.log_path)}"
+                )
+            if self._deadline.expired:
+                raise HarnessError(f"the simulator did not start; see {self.simulator.log_path}")
+            time.sleep(0.1)
+        return ready_file.read_text().strip()
+
+    def _check_components(self) -> None:
+        """Fail fast, with its log's tail, when a component or the simulator exited."""
+        for process in self.processes:
+            if process.exited():
+                raise HarnessError(
+                    f"{process.name} exited with code {process.popen.returncode}; "
+                    f"the end of {process.log_path}:\n{tail(process.log_path)}"
+                )
+
+    # -- the metadata DB, read-only -----------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One read-only query on the metadata DB; [] while the DB or the table does not exist yet or is
+        busy (the next poll asks again)."""
+        if not self.db_path.exists():
+            return []
+        try:
+            connection = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=2)
+        except sqlite3.Error:
+            return []
+        try:
+            return connection.execute(sql, params).fetchall()
+        except sqlite3.OperationalError:  # "database is locked" or "no such table" (not migrated yet)
+            return []
+        finally:
+            connection.close()
+
+    def running_jobs(self) -> set[str]:
+        return {row[0] for row in self.query("SELECT job_type FROM job WHERE state = 'running' AND end_date IS NULL")}
+
+    def _wait_until_ready(self) -> None:
+        """Until the DAG is parsed and serialized and the components' jobs are running."""
+        needed = {"SchedulerJob", "TriggererJob"} | ({"DagProcessorJob"} if self.major >= 3 else set())
+        dag_id = self.config.dag_id
+        while True:
+            self._check_components()
+            missing = sorted(needed - self.running_jobs())
+            parsed = self.query(
+                "SELECT dag.is_paused FROM dag JOIN serialized_dag ON serialized_dag.dag_id = dag.dag_id "
+                "WHERE dag.dag_id = ?",
+                (dag_id,),
+            )
+            api_ready = self.major < 3 or port_open(self.api_port)
+            if not missing and parsed and api_ready:
+                break
+            if self._deadline.expired:
+                waiting_for = [*missing, *([] if parsed else [f"DAG {dag_id} to be parsed"])]
+                waiting_for += [] if api_ready else [f"the API server on port {self.api_port}"]
+                raise HarnessError(
+                    f"Airflow was not ready within {self._deadline.seconds:.0f} s; still waiting for "
+                    f"{', '.join(waiting_for)}. Logs: {self.process_dir}"
+                )
+            time.sleep(self.config.poll_seconds)
+        if parsed[0][0]:  # paused although new DAGs start unpaused here: unpause it
+            self._run_cli("dags-unpause", ["dags", "unpause", dag_id])
+        self._track()
+
+    # -- the run ------------------------------------------------------------------------------------
+
+    def trigger(self, run_id: str | None = None, conf: dict[str, Any] | None = None) -> str:
+        """Trigger a run with the CLI and return its run id."""
+        run_id = run_id or f"aib_demo__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
+        args = ["dags", "trigger", self.config.dag_id, "--run-id", run_id]
+        if conf:
+            args += ["--conf", json.dumps(conf)]
+        self._run_cli("dags-trigger", args)
+        self.progress(f"Triggered run {run_id} of {self.config.dag_id}; waiting for it to finish…")
+        return run_id
+
+    def wait_for_run(self, run_id: str) -> str:
+        """Poll until the run is success or failed and return that state, or ``"up_for_retry"`` as soon as
+        a task instance is (with ``fail_on_retry``). Progress lines name the task-instance states
+        (success, deferred, ...) whenever their counts change."""
+        started = time.monotonic()
+        last_line = ""
+        last_track = 0.0
+        while True:
+            self._check_components()
+            state_rows = self.query(
+                "SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", (self.config.dag_id, run_id)
+            )
+            run_state = state_rows[0][0] if state_rows else None
+            counts = Counter(
+                row[0] or "none"
+                for row in self.query(
+                    "SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ?", (self.config.dag_id, run_id)
+                )
+            )
+            self._sample_trigger_assignments(run_id)
+            shown = ", ".join(f"{counts[s]} {s}" for s in PROGRESS_STATES if counts[s])
+            line = f"run {run_state or 'not found yet'}" + (f": {shown}" if shown else "")
+            if line != last_line:
+                self.progress(f"  {time.monotonic() - started:5.1f} s  {line}")
+                last_line = line
+            if run_state in TERMINAL_RUN_STATES:
+                self._wait_results[run_id] = str(run_state)
+                return str(run_state)
+            if self.config.fail_on_retry and counts["up_for_retry"]:
+                self.progress("  A task failed and waits for a retry: not waiting for it.")
+                self._wait_results[run_id] = "up_for_retry"
+                return "up_for_retry"
+            if time.monotonic() - last_track > 2:
+                self._track()
+                last_track = time.monotonic()
+            if self._deadline.expired:
+                raise HarnessError(
+                    f"run {run_id} did not finish within the {self._deadline.seconds:.0f} s budget "
+                    f"(run {run_state}; task instances: {dict(counts)}). Logs: {self.workdir}"
+                )
+            time.sleep(self.config.poll_seconds)
+
+    def _sample_trigger_assignments(self, run_id: str) -> None:
+        """Record which triggerer job holds each deferred task's trigger (DB evidence of the deferral,
+        independent of log wording: the trigger row's ``triggerer_id`` is the TriggererJob's id)."""
+        rows = self.query(
+            "SELECT ti.task_id, ti.map_index, trigger.triggerer_id FROM task_instance AS ti "
+            "JOIN trigger ON trigger.id = ti.trigger_id "
+            "WHERE ti.dag_id = ? AND ti.run_id = ? AND trigger.triggerer_id IS NOT NULL",
+            (self.config.dag_id, run_id),
+        )
+        for task_id, map_index, triggerer_id in rows:
+            label = task_id if map_index < 0 else f"{task_id}[{map_index}]"
+            self._trigger_assignments.setdefault(label, set()).add(int(triggerer_id))
+
+    def run_dag(self, run_id: str | None = None, conf: dict[str, Any] | None = None) -> RunReport:
+        """Trigger, wait and report (the report also when the run failed)."""
+        run_id = self.trigger(run_id, conf)
+        self.wait_for_run(run_id)
+        return self.report(run_id)
+
+    # -- the report ---------------------------------------------------------------------------------
+
+    def report(self, run_id: str) -> RunReport:
+        dag_id = self.config.dag_id
+        run_rows = self.query(
+            "SELECT state, start_date, end_date FROM dag_run WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+        )
+        state, start, end = run_rows[0] if run_rows else (None, None, None)
+        # The request log first: the GET /videos below must not appear in it.
+        requests = self._control("requests")["requests"]
+        tasks = [
+            TaskReport(task_id, map_index, ti_state, int(try_number or 0), utc(ti_start), utc(ti_end), duration)
+            for task_id, map_index, ti_state, try_number, ti_start, ti_end, duration in self.query(
+                "SELECT task_id, map_index, state, try_number, start_date, end_date, duration FROM task_instance "
+                "WHERE dag_id = ? AND run_id = ?",
+                (dag_id, run_id),
+            )
+        ]
+        transitions: dict[str, list[tuple[dt.datetime, str]]] = {}
+        for task in tasks:
+            self._read_task_logs(run_id, task)
+            observations = status_observations([*task.worker_lines, *task.trigger_lines])
+            task.resources = sorted({name for name, _, _ in observations})
+            for name, when, status in observations:
+                transitions.setdefault(name, []).append((when, status))
+            for deferral in task.deferrals:
+                deferral.polls = self._polls_during(requests, task.resources, deferral)
+        for name, seen in transitions.items():
+            seen.sort()
+            # Keep status changes only (the worker's poke and the trigger may both log the same status).
+            transitions[name] = [item for i, item in enumerate(seen) if i == 0 or item[1] != seen[i - 1][1]]
+        # Tasks in the order they first ran, map indexes together and in order.
+        first_start: dict[str, dt.datetime] = {}
+        for task in tasks:
+            if task.start_date is not None and first_start.get(task.task_id, task.start_date) >= task.start_date:
+                first_start[task.task_id] = task.start_date
+        never = dt.datetime.max.replace(tzinfo=dt.UTC)
+        tasks.sort(key=lambda t: (first_start.get(t.task_id, never), t.task_id, t.map_index))
+        return RunReport(
+            airflow_version=self.version,
+            dag_id=dag_id,
+            run_id=run_id,
+            state=state,
+            outcome=self._wait_results.get(run_id),
+            start_date=utc(start),
+            end_date=utc(end),
+            tasks=tasks,
+            triggerer_job_ids={row[0] for row in self.query("SELECT id FROM job WHERE job_type = 'TriggererJob'")},
+            trigger_assignments={label: set(ids) for label, ids in self._trigger_assignments.items()},
+            requests=requests,
+            videos=self._all_videos(),
+            transitions=dict(sorted(transitions.items(), key=lambda item: item[1][0][0])),
+            workdir=self.workdir,
+            process_logs=self.process_logs,
+        )
+
+    def _read_task_logs(self, run_id: str, task: TaskReport) -> None:
+        """Worker logs (attempt=N.log) and trigger logs (attempt=N.log.trigger.JOB.log) of one task
+        instance, and the deferrals they show."""
+        directory = self.task_log_dir / f"dag_id={self.config.dag_id}" / f"run_id={run_id}" / f"task_id={task.task_id}"
+        if task.map_index >= 0:
+            directory /= f"map_index={task.map_index}"
+        if not directory.is_dir():
+            return
+        for path in sorted(directory.iterdir()):
+            if WORKER_LOG_NAME.match(path.name):
+                task.worker_logs.append(path)
+                task.worker_lines += read_log_lines(path)
+            elif TRIGGER_LOG_NAME.match(path.name):
+                task.trigger_logs.append(path)
+                task.trigger_lines += read_log_lines(path)
+        task.worker_lines.sort(key=lambda line: line.time)
+        task.trigger_lines.sort(key=lambda line: line.time)
+        lines = task.worker_lines
+        for index, line in enumerate(lines):
+            if DEFERRED_MARK not in line.message:
+                continue
+            resumed = next((later.time for later in lines[index + 1 :] if EXECUTION_START_MARK in later.message), None)
+            deferral = Deferral(deferred_at=line.time, resumed_at=resumed)
+            window = [t for t in task.trigger_lines if line.time <= t.time and (resumed is None or t.time <= resumed)]
+            if window:
+                deferral.trigger_started_at = window[0].time
+                fired = [t.time for t in window if FIRED_MARK.search(t.message)]
+                deferral.trigger_fired_at = fired[-1] if fired else None
+            deferral.triggerer_job_ids = tuple(
+                sorted({int(m["job"]) for p in task.trigger_logs if (m := TRIGGER_LOG_NAME.match(p.name))})
+            )
+            task.deferrals.append(deferral)
+
+    def _polls_during(self, requests: list[dict[str, Any]], resources: list[str], deferral: Deferral) -> int:
+        """GETs of the task's resources that the simulator received while the task was deferred."""
+        wanted = {(name.split()[0], name.split()[1]) for name in resources}
+        start = deferral.deferred_at.timestamp()
+        end = deferral.resumed_at.timestamp() if deferral.resumed_at else float("inf")
+        count = 0
+        for record in requests:
+            match = RESOURCE_PATH.match(record["path"])
+            if record["method"] != "GET" or match is None:
+                continue
+            kind = "video" if match["kind"] == "videos" else "analysis"
+            if (kind, match["id"]) in wanted and start <= record["time"] + self.sim_clock_offset <= end:
+                count += 1
+        return count
+
+    # -- the simulator ------------------------------------------------------------------------------
+
+    @property
+    def control_url(self) -> str:
+        return self.simulator_url.removesuffix("/api/v1") + "/_control"
+
+    def _http_json(self, url: str, headers: dict[str, str] | None = None) -> Any:
+        request = urllib.request.Request(url, headers={"Accept": "application/json", **(headers or {})})
+        with urllib.request.urlopen(request, timeout=10) as response:  # loopback only
+            return json.load(response)
+
+    def _control(self, path: str) -> Any:
+        return self._http_json(f"{self.control_url}/{path}")
+
+    def _all_videos(self) -> list[dict[str, Any]]:
+        videos: list[dict[str, Any]] = []
+        url: str | None = f"{self.simulator_url}/videos"
+        for _ in range(100):  # the simulator pages 15 at a time; a bound instead of trusting `next`
+            if not url:
+                break
+            page = self._http_json(url, {"Authorization": f"Bearer {self.config.token}"})
+            videos += page.get("data", [])
+            url = (page.get("links") or {}).get("next")
+        return videos
+
+    # -- stopping -----------------------------------------------------------------------------------
+
+    def _track(self) -> set[tuple[int, int]]:
+        """Record every process started here that runs now, as (pid, start time): the descendants of
+        the processes spawned here (found through the parent links, before an exit re-parents them),
+        the members of their process groups, and the processes carrying the marker."""
+        table = process_table()
+        children: dict[int, list[int]] = {}
+        for info in table.values():
+            children.setdefault(info.ppid, []).append(info.pid)
+        found = {p.popen.pid for p in self.processes}
+        queue = list(found)
+        while queue:
+            for child in children.get(queue.pop(), []):
+                if child not in found:
+                    found.add(child)
+                    queue.append(child)
+        pgids = {p.pgid for p in self.processes}
+        found |= {pid for pid, info in table.items() if info.pgid in pgids}
+        found |= set(marked_processes(self.marker))
+        running = {(pid, table[pid].start) for pid in found if pid in table and table[pid].running}
+        self.tracked |= running
+        return running
+
+    @property
+    def seen_pids(self) -> set[int]:
+        """Pids of every process started here (directly or not) that was seen running."""
+        return {pid for pid, _ in self.tracked}
+
+    def survivors(self) -> list[int]:
+        """Processes started here that still run: tracked ones (same pid *and* start time), members of
+        the process groups, and processes carrying the marker."""
+        table = process_table()
+        alive = {
+            pid for pid, start in self.tracked if pid in table and table[pid].start == start and table[pid].running
+        }
+        alive |= {pid for p in self.processes for pid in group_members(p.pgid, table)}
+        alive |= set(marked_processes(self.marker))
+        return sorted(alive)
+
+    def stop(self) -> list[str]:
+        """Stop every process started here; return descriptions of survivors (empty when clean).
+
+        SIGTERM in two steps: first the scheduler, dag-processor and triggerer, then (once they are gone,
+        or after ``stop_grace`` seconds) the API server and the simulator, which running tasks and
+        triggers still talk to while they wind down; a second SIGTERM to whatever still runs after
+        ``SECOND_SIGNAL_AFTER`` seconds. Then SIGKILL to every group and tracked process still running.
+        A Ctrl-C or SIGTERM meanwhile skips the waiting. Safe to call twice.
+        """
+        if self.stopped:
+            return self.leftovers
+        self.stopped = True
+        hurry = threading.Event()
+        previous_handlers: dict[signal.Signals, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            # A signal must not interrupt the clean-up half-way: it only makes it skip the waiting.
+            def on_signal(signum: int, frame: FrameType | None) -> None:
+                hurry.set()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous_handlers[sig] = signal.signal(sig, on_signal)
+        began = time.monotonic()
+        try:
+            self._track()
+            first = [p for p in self.processes if p.name not in STOPPED_LAST]
+            last = [p for p in self.processes if p.name in STOPPED_LAST]
+            deadline = began + self.config.stop_grace
+            for step in (first, last):
+                # SIGTERM to the group leaders only: each component stops its own children (executor
+                # workers, task and trigger processes) in the order it needs; the group gets SIGKILL below.
+                self._signal_leaders(step)
+                second_signal_at = time.monotonic() + SECOND_SIGNAL_AFTER
+                # The second step gets a few seconds even when the first used up the grace period.
+                step_end = max(deadline, time.monotonic() + 5)
+                while self._live_groups(step) and time.monotonic() < step_end and not hurry.is_set():
+                    if second_signal_at and time.monotonic() >= second_signal_at:
+                        self._signal_leaders(step)
+                        second_signal_at = 0.0
+                    self._track()
+                    time.sleep(0.2)
+            self._signal_groups(self.processes, signal.SIGKILL)
+            for pid in self.survivors():  # e.g. escaped their process group
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            for process in self.processes:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.popen.wait(timeout=5)
+                process.log_file.close()
+            end = time.monotonic() + 5
+            while self.survivors() and time.monotonic() < end:
+                time.sleep(0.1)
+            self.leftovers = [describe_process(pid) for pid in self.survivors()]
+            if self.processes:
+                outcome = (
+                    f"{len(self.leftovers)} process(es) still running" if self.leftovers else "nothing left running"
+                )
+                self.progress(
+                    f"Stopped {len(self.tracked)} processes ({len(self.processes)} process groups) in "
+                    f"{time.monotonic() - began:.0f} s; {outcome}."
+                )
+        finally:
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
+        return self.leftovers
+
+    def _live_groups(self, processes: list[ManagedProcess]) -> list[ManagedProcess]:
+        table = process_table()
+        for process in processes:
+            process.popen.poll()  # reap an exited group leader, so it does not count as a member
+        return [p for p in processes if group_members(p.pgid, table if table else None)]
+
+    def _signal_leaders(self, processes: list[ManagedProcess]) -> None:
+        for process in processes:
+            if not process.exited():
+                with contextlib.suppress(ProcessLookupError):
+                    process.popen.send_signal(signal.SIGTERM)
+
+    def _signal_groups(self, processes: list[ManagedProcess], signum: int) -> None:
+        for process in self._live_groups(processes):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pgid, signum)
+
+    def failure_details(self, lines: int = 25) -> str:
+        """The tails of the component logs and of the failed tasks' logs, for a failure message."""
+        parts = []
+        for process in self.processes:
+            parts.append(f"--- the end of {process.log_path} ---\n{tail(process.log_path, lines)}")
+        return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# The summary
+# --------------------------------------------------------------------------------------------------
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def _span(values: list[float]) -> str:
+    """ "6.2 s" or "6.1-6.4 s" ("?" when empty)."""
+    if not values:
+        return "?"
+    low, high = f"{min(values):.1f}", f"{max(values):.1f}"
+    return f"{low} s" if low == high else f"{low}-{high} s"
+
+
+def _table(rows: list[list[str]], right_aligned: Collection[int] = ()) -> list[str]:
+    """Rows as aligned text columns, indented by two spaces; the first row is the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [cell.rjust(widths[i]) if i in right_aligned else cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        lines.append(("  " + "  ".join(cells)).rstrip())
+    return lines
+
+
+def format_summary(report: RunReport) -> str:
+    """A short, readable summary of a run: tasks, deferrals, videos, API requests."""
+    state = (report.state or "not found").upper()
+    if report.outcome and report.outcome != report.state:
+        state += f" (stopped waiting: a task is {report.outcome})"
+    elif report.duration is not None:
+        state += f" in {_seconds(report.duration)}"
+    out = [f"Run {report.run_id} of {report.dag_id} on Airflow {report.airflow_version}: {state}", ""]
+    rows = [["task", "map", "state", "try", "duration", "deferred", "in triggerer", "trigger polls"]]
+    for task in report.tasks:
+        rows.append(
+            [
+                task.task_id,
+                "-" if task.map_index < 0 else str(task.map_index),
+                task.state or "none",
+                str(task.try_number),
+                _seconds(task.duration),
+                _seconds(sum(d.seconds_deferred or 0 for d in task.deferrals)) if task.deferrals else "",
+                _seconds(sum(d.seconds_in_triggerer or 0 for d in task.deferrals)) if task.deferrals else "",
+                str(sum(d.polls for d in task.deferrals)) if task.deferrals else "",
+            ]
+        )
+    out += _table(rows, right_aligned={1, 3, 4, 5, 6, 7})
+    failed = [t for t in report.tasks if t.state in FAILED_TASK_STATES]
+    if failed:
+        out += ["", "Errors:"]
+        for task in failed:
+            error = task.errors[-1] if task.errors else "(no error line in its log)"
+            out.append(f"  {task.label} ({task.state}): {error[:400]}")
+            out += [f"    log: {path}" for path in task.worker_logs[-1:]]
+
+    deferred = report.deferred_tasks
+    out.append("")
+    if deferred:
+        deferrals = [d for t in deferred for d in t.deferrals]
+        in_triggerer = [d.seconds_in_triggerer for d in deferrals if d.seconds_in_triggerer is not None]
+        jobs = sorted({job for d in deferrals for job in d.triggerer_job_ids})
+        out += [
+            f"Deferred: {len(deferred)} task(s), {len(deferrals)} deferral(s), "
+            f"{sum(d.seconds_deferred or 0 for d in deferrals):.1f} s in total without holding a worker slot.",
+            f"  Their triggers ran in the triggerer process (job {', '.join(map(str, jobs)) or '?'}): "
+            f"{_span(in_triggerer)} each from the deferral until the trigger fired.",
+            "  deferred = from the task's deferral to its next start in a worker; in triggerer = from the deferral "
+            "to the trigger's event;",
+            "  trigger polls = the API requests for the task's video/analysis while it was deferred.",
+        ]
+    else:
+        out.append("Deferred: no task deferred.")
+
+    out.append("")
+    polls: Counter[str] = Counter()  # "video 790" -> GET /videos/790 count
+    for record in report.requests:
+        match = RESOURCE_PATH.match(record["path"])
+        if record["method"] == "GET" and match is not None:
+            polls[f"{'video' if match['kind'] == 'videos' else 'analysis'} {match['id']}"] += 1
+
+    def seen(name: str) -> str:
+        return " → ".join(status for _, status in report.transitions.get(name, [])) or "-"
+
+    videos = sorted(report.videos, key=lambda v: int(v["id"]))
+    out.append(f"Videos created: {len(report.requests_to('POST', '/videos'))}")
+    if videos:
+        rows = [["id", "title", "status at the end", "GETs", "statuses seen (task and trigger logs)"]]
+        for video in videos:
+            name = f"video {video['id']}"
+            rows.append(
+                [
+                    str(video["id"]),
+                    str(video.get("title") or "-"),
+                    str(video.get("status")),
+                    str(polls[name]),
+                    seen(name),
+                ]
+            )
+        out += _table(rows, right_aligned={0, 3})
+    analyses = [
+        (analysis, video) for video in videos for analysis in video.get("analyses") or [] if isinstance(analysis, dict)
+    ]
+    analysis_posts = report.requests_to("POST", r"/videos/\d+/analysis")
+    out.append(f"Analyses created: {len(analysis_posts)}")
+    if analyses:
+        rows = [["id", "video", "status at the end", "GETs", "statuses seen (task and trigger logs)"]]
+        for analysis, video in sorted(analyses, key=lambda item: int(item[0]["id"])):
+            name = f"analysis {analysis['id']}"
+            rows.append(
+                [str(analysis["id"]), str(video["id"]), str(analysis.get("status")), str(polls[name]), seen(name)]
+            )
+        out += _table(rows, right_aligned={0, 1, 3})
+    endpoints = Counter(f"{r['method']} {ANY_ID.sub('/{id}', r['path'])}" for r in report.requests)
+    out.append("API requests: " + ", ".join(f"{n} {endpoint}" for endpoint, n in endpoints.most_common()))
+    return "\n".join(out)
