@@ -16,6 +16,7 @@ from typing import Any
 from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallAuthError,
     AIOnTheBallNotFoundError,
+    AIOnTheBallRouteMissingError,
     AIOnTheBallTerminalError,
     AIOnTheBallWaitError,
 )
@@ -134,6 +135,8 @@ class WaitObserver:
 
     def terminal_error_message(self, exc: Exception) -> str | None:
         """The message for an error that ends the wait for good (resource gone, access refused), else None."""
+        if isinstance(exc, AIOnTheBallRouteMissingError):
+            return f"cannot follow {self.name}: {exc.detail}; give the video_id to follow it through its video"
         if isinstance(exc, AIOnTheBallNotFoundError):
             return f"{self.name} no longer exists ({exc.detail})"
         if isinstance(exc, AIOnTheBallAuthError):

@@ -93,6 +93,10 @@ class AIOnTheBallNotFoundError(AIOnTheBallAPIError):
     """404: the resource (or, for undocumented endpoints, the route) does not exist."""
 
 
+class AIOnTheBallRouteMissingError(AIOnTheBallNotFoundError):
+    """404 because the server has no such endpoint at all (e.g. the undocumented ``GET /analyses/{id}``)."""
+
+
 class AIOnTheBallConflictError(AIOnTheBallAPIError):
     """409: the request conflicts with the resource's state (e.g. results of an unfinished analysis)."""
 

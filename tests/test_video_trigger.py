@@ -313,3 +313,51 @@ async def test_token_never_in_trigger_logs_or_events(aiontheball_conn, all_logs)
     assert any("poll failed" in m for m in all_logs.messages)
     for text in (all_logs.text, json.dumps(events)):
         assert TOKEN not in text
+
+
+@pytest.mark.asyncio
+async def test_many_triggers_fetch_the_connection_once(aiontheball_conn, monkeypatch):
+    """A triggerer restart resumes many waits at once: one connection lookup serves them all."""
+    from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallAsyncHook
+
+    loads = 0
+    original = AIOnTheBallAsyncHook._load_settings
+
+    async def counting_load(self):
+        nonlocal loads
+        loads += 1
+        return await original(self)
+
+    monkeypatch.setattr(AIOnTheBallAsyncHook, "_load_settings", counting_load)
+    video_ids = await asyncio.to_thread(lambda: [create_video() for _ in range(20)])
+    results = await asyncio.gather(*(collect(AIOnTheBallVideoTrigger(v, **FAST)) for v in video_ids))
+    assert [only_event(r)["status"] for r in results] == ["success"] * 20
+    assert loads == 1
+
+
+@pytest.mark.asyncio
+async def test_a_failed_connection_lookup_is_not_shared(simulator, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_AIONTHEBALL_DEFAULT", raising=False)
+    event = only_event(await collect(AIOnTheBallVideoTrigger(790, **FAST)))
+    assert event["status"] == "error"
+    monkeypatch.setenv("AIRFLOW_CONN_AIONTHEBALL_DEFAULT", connection_json(simulator.base_url))
+    video_id = await asyncio.to_thread(create_video)
+    assert only_event(await collect(AIOnTheBallVideoTrigger(video_id, **FAST)))["status"] == "success"
+
+
+@pytest.mark.asyncio
+async def test_shared_settings_expire():
+    from airflow_provider_aiontheball.hooks._async_sessions import SharedSettings
+
+    cache, loads = SharedSettings(ttl=0.0), []
+
+    async def load():
+        loads.append(1)
+        return object()
+
+    first = await cache.get("conn", load)
+    second = await cache.get("conn", load)
+    assert first is not second
+    assert len(loads) == 2
+    fresh = SharedSettings(ttl=60)
+    assert await fresh.get("conn", load) is await fresh.get("conn", load)

@@ -27,6 +27,7 @@ from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallConfigurationError,
     AIOnTheBallError,
     AIOnTheBallNotFoundError,
+    AIOnTheBallRouteMissingError,
     AIOnTheBallTimeoutError,
     AIOnTheBallTransportError,
     truncate,
@@ -38,7 +39,7 @@ from airflow_provider_aiontheball.get_provider_info import (
     get_ui_field_behaviour,
 )
 from airflow_provider_aiontheball.hooks import _endpoints as endpoints
-from airflow_provider_aiontheball.hooks._async_sessions import DEFAULT_POOL_LIMIT, shared_sessions
+from airflow_provider_aiontheball.hooks._async_sessions import DEFAULT_POOL_LIMIT, shared_sessions, shared_settings
 from airflow_provider_aiontheball.hooks._client import (
     DEFAULT_CONN_ID,
     ApiRequest,
@@ -70,7 +71,7 @@ def _route_missing(exc: AIOnTheBallNotFoundError) -> bool:
 def _explain_missing_analysis_route(exc: AIOnTheBallNotFoundError) -> AIOnTheBallNotFoundError:
     if not _route_missing(exc):
         return exc
-    return AIOnTheBallNotFoundError(
+    return AIOnTheBallRouteMissingError(
         status_code=exc.status_code,
         method=exc.method,
         path=exc.path,
@@ -548,17 +549,22 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
         self._client_timeout: aiohttp.ClientTimeout | None = None
 
     async def get_settings(self) -> ClientSettings:
-        """Read the connection (without blocking the loop) on first use and return the settings."""
-        if self._settings is None:
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
-            )
+        """Read the connection (without blocking the loop) on first use and return the settings.
 
-            conn = await get_async_connection(self.aiontheball_conn_id, hook=type(self))
-            extra = await get_async_extra_dejson(conn)
-            self._settings = self._settings_from(conn, extra)
+        Hooks of the same event loop share a connection's settings for a minute (see
+        :mod:`~airflow_provider_aiontheball.hooks._async_sessions`).
+        """
+        if self._settings is None:
+            key = (self.aiontheball_conn_id, tuple(sorted(self._overrides.items())))
+            self._settings = await shared_settings.get(key, self._load_settings)
         return self._settings
+
+    async def _load_settings(self) -> ClientSettings:
+        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+        conn = await get_async_connection(self.aiontheball_conn_id, hook=type(self))
+        extra = await get_async_extra_dejson(conn)
+        return self._settings_from(conn, extra)
 
     async def __aenter__(self) -> AIOnTheBallAsyncHook:
         settings = await self.get_settings()

@@ -329,14 +329,15 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
         return fetched
 
     def _require_done(self, analysis_id: int, video_id: int | None) -> None:
-        from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError, AIOnTheBallResultsNotReadyError
+        from airflow_provider_aiontheball.exceptions import (
+            AIOnTheBallResultsNotReadyError,
+            AIOnTheBallRouteMissingError,
+        )
         from airflow_provider_aiontheball.statuses import ANALYSIS_STATUSES, Outcome
 
         try:
             analysis = self.hook.get_analysis(analysis_id, video_id=video_id)
-        except AIOnTheBallNotFoundError as exc:
-            if "no GET /analyses/{id} route" not in exc.detail:
-                raise
+        except AIOnTheBallRouteMissingError as exc:
             self.log.warning("Cannot check that analysis %s is done first: %s", analysis_id, exc.detail)
             return
         status = analysis.get("status")
