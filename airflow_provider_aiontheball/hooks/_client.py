@@ -34,6 +34,7 @@ from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallInvalidResponseError,
     AIOnTheBallRateLimitError,
     AIOnTheBallServerError,
+    AIOnTheBallTimeoutError,
     AIOnTheBallTransportError,
     api_error_class,
     truncate,
@@ -293,6 +294,38 @@ class ApiRequest:
         if self.json_body is None:
             return None
         return json.dumps(self.json_body, separators=(",", ":")).encode()
+
+
+def connect_timeout_error(settings: ClientSettings, request: ApiRequest) -> AIOnTheBallTimeoutError:
+    """No connection within the connect timeout: the request never left, so it is safe to re-send."""
+    return AIOnTheBallTimeoutError(
+        method=request.method,
+        path=request.path,
+        reason=f"no connection within {settings.connect_timeout:g} s",
+        may_have_reached_server=False,
+    )
+
+
+def read_timeout_error(settings: ClientSettings, request: ApiRequest) -> AIOnTheBallTimeoutError:
+    """No response within the read timeout: the server may have acted on the request."""
+    return AIOnTheBallTimeoutError(
+        method=request.method,
+        path=request.path,
+        reason=f"no response within {settings.read_timeout:g} s",
+        may_have_reached_server=True,
+    )
+
+
+def transport_error(
+    settings: ClientSettings, request: ApiRequest, reason: str, *, may_have_reached_server: bool
+) -> AIOnTheBallTransportError:
+    """Any other failure to get a response, with the reason cleaned of the token and cut short."""
+    return AIOnTheBallTransportError(
+        method=request.method,
+        path=request.path,
+        reason=truncate(settings.redact(reason), 200),
+        may_have_reached_server=may_have_reached_server,
+    )
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:

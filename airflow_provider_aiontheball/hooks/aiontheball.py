@@ -28,9 +28,6 @@ from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallError,
     AIOnTheBallNotFoundError,
     AIOnTheBallRouteMissingError,
-    AIOnTheBallTimeoutError,
-    AIOnTheBallTransportError,
-    truncate,
 )
 from airflow_provider_aiontheball.get_provider_info import (
     CONN_FIELDS,
@@ -44,11 +41,14 @@ from airflow_provider_aiontheball.hooks._client import (
     DEFAULT_CONN_ID,
     ApiRequest,
     ClientSettings,
+    connect_timeout_error,
     interpret_response,
     next_page_request,
     page_items,
+    read_timeout_error,
     resolve_settings,
     retry_options,
+    transport_error,
 )
 
 if TYPE_CHECKING:
@@ -285,25 +285,12 @@ class AIOnTheBallHook(_AIOnTheBallHookBase):
                 else:
                     content = response.content
         except requests.exceptions.ConnectTimeout:
-            raise AIOnTheBallTimeoutError(
-                method=request.method,
-                path=request.path,
-                reason=f"no connection within {settings.connect_timeout:g} s",
-                may_have_reached_server=False,
-            ) from None
+            raise connect_timeout_error(settings, request) from None
         except requests.exceptions.ReadTimeout:
-            raise AIOnTheBallTimeoutError(
-                method=request.method,
-                path=request.path,
-                reason=f"no response within {settings.read_timeout:g} s",
-                may_have_reached_server=True,
-            ) from None
+            raise read_timeout_error(settings, request) from None
         except requests.exceptions.RequestException as exc:
-            raise AIOnTheBallTransportError(
-                method=request.method,
-                path=request.path,
-                reason=truncate(settings.redact(_requests_reason(exc)), 200),
-                may_have_reached_server=not _never_connected(exc),
+            raise transport_error(
+                settings, request, _requests_reason(exc), may_have_reached_server=not _never_connected(exc)
             ) from None
         self.log.debug(
             "AI on the Ball API: %s -> %s in %.0f ms",
@@ -617,39 +604,23 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
                 content = await response.read()
                 return interpret_response(settings, request, response.status, response.headers, content)
         except aiohttp.ConnectionTimeoutError:
-            raise AIOnTheBallTimeoutError(
-                method=request.method,
-                path=request.path,
-                reason=f"no connection within {settings.connect_timeout:g} s",
-                may_have_reached_server=False,
-            ) from None
+            raise connect_timeout_error(settings, request) from None
         except (aiohttp.ServerTimeoutError, TimeoutError):
-            raise AIOnTheBallTimeoutError(
-                method=request.method,
-                path=request.path,
-                reason=f"no response within {settings.read_timeout:g} s",
-                may_have_reached_server=True,
-            ) from None
+            raise read_timeout_error(settings, request) from None
         except aiohttp.ClientConnectorError as exc:
-            raise AIOnTheBallTransportError(
-                method=request.method,
-                path=request.path,
-                reason=f"could not connect ({truncate(settings.redact(str(exc.os_error)), 120)})",
-                may_have_reached_server=False,
+            raise transport_error(
+                settings, request, f"could not connect ({exc.os_error})", may_have_reached_server=False
             ) from None
         except aiohttp.ServerDisconnectedError:
-            raise AIOnTheBallTransportError(
-                method=request.method,
-                path=request.path,
-                reason="the server closed the connection without a response",
+            raise transport_error(
+                settings,
+                request,
+                "the server closed the connection without a response",
                 may_have_reached_server=True,
             ) from None
         except aiohttp.ClientError as exc:
-            raise AIOnTheBallTransportError(
-                method=request.method,
-                path=request.path,
-                reason=truncate(settings.redact(f"{type(exc).__name__}: {exc}"), 200),
-                may_have_reached_server=True,
+            raise transport_error(
+                settings, request, f"{type(exc).__name__}: {exc}", may_have_reached_server=True
             ) from None
 
     async def get_video(self, video_id: int | str) -> dict[str, Any]:
