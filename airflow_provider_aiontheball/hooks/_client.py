@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_aiontheball import __version__
+from airflow_provider_aiontheball.defaults import DEFAULT_CONN_ID
 from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallAPIError,
     AIOnTheBallConfigurationError,
@@ -44,7 +45,6 @@ from airflow_provider_aiontheball.get_provider_info import CONN_FIELDS, CONN_TYP
 if TYPE_CHECKING:
     import tenacity
 
-DEFAULT_CONN_ID = "aiontheball_default"
 DEFAULT_CONNECT_TIMEOUT: float = CONN_FIELDS["connect_timeout"]["schema"]["default"]
 DEFAULT_READ_TIMEOUT: float = CONN_FIELDS["timeout"]["schema"]["default"]
 DEFAULT_RETRY_LIMIT: int = CONN_FIELDS["retry_limit"]["schema"]["default"]

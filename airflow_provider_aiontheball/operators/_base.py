@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,33 @@ if TYPE_CHECKING:
 
 from airflow_provider_aiontheball.defaults import DEFAULT_CONN_ID
 
-__all__ = ["DEFAULT_CONN_ID", "AIOnTheBallBaseOperator"]
+__all__ = ["CLOCK_SKEW_SECONDS", "DEFAULT_CONN_ID", "AIOnTheBallBaseOperator", "created_since", "run_started"]
+
+#: How far a server's ``created_at`` may lie before our clock and still count as "since we started".
+CLOCK_SKEW_SECONDS = 120.0
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def run_started(context: Any) -> dt.datetime | None:
+    """When the task's DAG run started: the earliest an earlier try of the task can have created anything."""
+    started = getattr(context.get("dag_run"), "start_date", None)
+    return _utc(started) if isinstance(started, dt.datetime) else None
+
+
+def created_since(resource: dict[str, Any], since: dt.datetime) -> bool | None:
+    """Whether the API's ``created_at`` of ``resource`` is at or after ``since`` (minus clock skew);
+    ``None`` when the resource does not say when it was created."""
+    value = resource.get("created_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        created = _utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        return None
+    return created >= _utc(since) - dt.timedelta(seconds=CLOCK_SKEW_SECONDS)
 
 
 class AIOnTheBallBaseOperator(BaseOperator):

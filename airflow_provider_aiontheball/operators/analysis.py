@@ -29,7 +29,7 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
 )
-from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, created_since, run_started
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -50,7 +50,6 @@ QUERY_KEYS: tuple[str, ...] = (
     "include_pixel_coords",
     "existing_filters",
 )
-CLOCK_SKEW_SECONDS = 120.0
 
 
 def _optional_id(value: Any, field: str) -> int | None:
@@ -134,9 +133,9 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         from airflow_provider_aiontheball.exceptions import AIOnTheBallTransportError
 
         try_number = getattr(context["ti"], "try_number", 1) or 1
-        run_started = getattr(context.get("dag_run"), "start_date", None)
-        if try_number > 1 and isinstance(run_started, dt.datetime):
-            earlier = self._find_created_analysis(video_id, body, run_started)
+        since = run_started(context)
+        if try_number > 1 and since is not None:
+            earlier = self._find_created_analysis(video_id, body, since)
             if earlier is not None:
                 self.log.info(
                     "Reusing analysis %s of video %s: an earlier try of this task started it (this is try %d).",
@@ -166,9 +165,6 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         """The newest analysis of the video created since ``since`` with the same fps, if it can be told."""
         from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError
 
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=dt.UTC)
-        earliest = since - dt.timedelta(seconds=CLOCK_SKEW_SECONDS)
         entries = self.hook.get_video(video_id).get("analyses") or []
         for entry in sorted(entries, key=lambda e: int(e.get("id", 0)), reverse=True):
             try:
@@ -176,14 +172,10 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
             except AIOnTheBallNotFoundError as exc:
                 self.log.warning("Cannot tell whether an earlier try started an analysis: %s", exc)
                 return None
-            created = str(analysis.get("created_at") or "")
-            try:
-                created_at = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
-            except ValueError:
+            recent = created_since(analysis, since)
+            if recent is None:
                 continue
-            if created_at.tzinfo is None:
-                created_at = created_at.replace(tzinfo=dt.UTC)
-            if created_at < earliest:
+            if not recent:
                 break  # ids grow with time: the rest are older still
             fps = (analysis.get("parameters") or {}).get("fps")
             if "fps" not in body or fps == body["fps"]:

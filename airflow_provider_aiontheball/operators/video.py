@@ -32,27 +32,15 @@ from airflow_provider_aiontheball.links.video import (
     AIOnTheBallVideoLink,
     reserve_link_xcom,
 )
-from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, created_since, run_started
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
 
-#: How far a server's ``created_at`` may be before our own clock and still count as "since we started".
-CLOCK_SKEW_SECONDS = 120.0
 #: Fields an earlier attempt's video can be recognised by in ``GET /videos`` (documented list fields).
 _IDENTIFYING_FIELDS = ("video_file_url", "title", "home_team_name", "away_team_name")
-
-
-def _parse_created_at(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
@@ -173,7 +161,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
 
         try_number = getattr(context["ti"], "try_number", 1) or 1
         if try_number > 1:
-            since = self._run_started(context)
+            since = run_started(context)
             if since is None:
                 self.log.warning(
                     "Try %d, but the DAG run's start is unknown: cannot look for an earlier try's video.", try_number
@@ -216,13 +204,6 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         )
         return video
 
-    @staticmethod
-    def _run_started(context: Context) -> dt.datetime | None:
-        started = getattr(context.get("dag_run"), "start_date", None)
-        if not isinstance(started, dt.datetime):
-            return None
-        return started if started.tzinfo else started.replace(tzinfo=dt.UTC)
-
     def _find_created_video(self, body: dict[str, Any], since: dt.datetime) -> dict[str, Any] | None:
         """The newest video created since ``since`` whose listed fields equal the submitted ones.
 
@@ -235,21 +216,19 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
                 "No title or team names were given: an earlier attempt's video can only be recognised if the "
                 "API's video list shows its URL. Set a title to make retries reliably idempotent."
             )
-        earliest = since - dt.timedelta(seconds=CLOCK_SKEW_SECONDS)
-        matches: list[tuple[dt.datetime, dict[str, Any]]] = []
+        matches: list[dict[str, Any]] = []
         for video in self.hook.list_videos():
-            created = _parse_created_at(video.get("created_at"))
             shared = [name for name in body if name in video]
-            if created is None or created < earliest or not set(shared) & set(_IDENTIFYING_FIELDS):
+            if not created_since(video, since) or not set(shared) & set(_IDENTIFYING_FIELDS):
                 continue
             if all(video[name] == body[name] for name in shared):
-                matches.append((created, video))
+                matches.append(video)
         if len(matches) > 1:
             self.log.warning(
                 "Several videos match the submitted fields (ids %s); reusing the newest.",
-                ", ".join(str(video["id"]) for _, video in matches),
+                ", ".join(str(video["id"]) for video in matches),
             )
-        return max(matches, key=lambda pair: pair[0])[1] if matches else None
+        return max(matches, key=lambda video: str(video["created_at"])) if matches else None
 
     # -- waiting ---------------------------------------------------------------------------------
 
