@@ -27,3 +27,6 @@ DEFAULT_ERROR_BUDGET_SECONDS = 900.0
 DEFAULT_VIDEO_WAIT_TIMEOUT = 6 * 3600.0
 #: Default limit of ``wait_for_completion``: the API's Quick Start says 2-6 hours.
 DEFAULT_ANALYSIS_WAIT_TIMEOUT = 12 * 3600.0
+#: How long a create operator keeps looking for what a POST of unknown outcome (lost response, 5xx)
+#: may have created, counted from the POST: servers may commit, or list, a new resource late.
+DEFAULT_COMMIT_GRACE_PERIOD = 60.0

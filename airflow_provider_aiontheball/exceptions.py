@@ -162,6 +162,15 @@ class AIOnTheBallResultsNotReadyError(AIOnTheBallError):
     """An analysis's results were requested before the analysis is ``done``; retrying later may help."""
 
 
+class AIOnTheBallCreateOutcomeUnknownError(AIOnTheBallError):
+    """A create request may or may not have been carried out (lost response, 5xx), and what it may
+    have created did not become visible within the grace period.
+
+    The request is not re-sent in the same try, so it can never create a duplicate; the task's next
+    try looks for the resource again before creating anything (retries apply).
+    """
+
+
 class AIOnTheBallTerminalError(AIOnTheBallError, AirflowFailException):
     """The remote resource can never reach the awaited state (failed status, deleted, no access).
 

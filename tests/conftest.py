@@ -6,7 +6,6 @@ The connection is given the way users give it in containers: the env var
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -162,11 +161,6 @@ def load_dag_file(source: Path) -> Any:
     under a fresh module name and return the one DAG it defines."""
     target = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / source.name
     shutil.copyfile(source, target)
-    spec = importlib.util.spec_from_file_location(f"dag_under_test_{source.stem}", target)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    dags = [value for value in vars(module).values() if type(value).__name__ == "DAG"]
-    assert len(dags) == 1, f"{source.name} defines {len(dags)} DAGs"
-    return dags[0]
+    from tests.helpers import import_dag
+
+    return import_dag(target)

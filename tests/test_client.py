@@ -29,6 +29,7 @@ from airflow_provider_aiontheball.hooks._client import (
     is_retryable,
     is_transient,
     next_page_request,
+    outcome_unknown,
     parse_retry_after,
     resolve_base_url,
     resolve_settings,
@@ -223,7 +224,8 @@ RETRY_TABLE = [
     pytest.param(READ_TIMEOUT, QUERY, True, id="read-timeout-query-is-a-read"),
     pytest.param(_api_error(429), GET_VIDEO, True, id="429-get"),
     pytest.param(_api_error(429), POST_VIDEOS, True, id="429-post"),
-    pytest.param(_api_error(503), POST_VIDEOS, True, id="503-post"),
+    pytest.param(_api_error(503), GET_VIDEO, True, id="503-get"),
+    pytest.param(_api_error(503), POST_VIDEOS, False, id="503-post-not-resent"),
     pytest.param(_api_error(502), GET_VIDEO, True, id="502-get"),
     pytest.param(_api_error(502), POST_VIDEOS, False, id="502-post"),
     pytest.param(_api_error(504), GET_VIDEO, True, id="504-get"),
@@ -248,6 +250,35 @@ RETRY_TABLE = [
 @pytest.mark.parametrize(("failure", "request_", "retried"), RETRY_TABLE)
 def test_retry_classifier(failure, request_, retried):
     assert is_retryable(failure, request_) is retried
+
+
+@pytest.mark.parametrize(
+    ("failure", "unknown"),
+    [
+        pytest.param(NOT_CONNECTED, False, id="never-connected"),
+        pytest.param(RESET_AFTER_SEND, True, id="reset-after-send"),
+        pytest.param(READ_TIMEOUT, True, id="read-timeout"),
+        pytest.param(_api_error(429), False, id="429-refused"),
+        pytest.param(_api_error(500), True, id="500"),
+        pytest.param(_api_error(502), True, id="502"),
+        pytest.param(_api_error(503), True, id="503"),
+        pytest.param(_api_error(504), True, id="504"),
+        pytest.param(_api_error(400), False, id="400"),
+        pytest.param(_api_error(401), False, id="401"),
+        pytest.param(_api_error(404), False, id="404"),
+        pytest.param(_api_error(409), False, id="409"),
+        pytest.param(_api_error(422), False, id="422-validation"),
+        pytest.param(
+            AIOnTheBallInvalidResponseError(status_code=201, method="POST", path="/videos", detail="d"),
+            True,
+            id="garbled-201",
+        ),
+        pytest.param(ValueError("bug"), False, id="programming-error"),
+    ],
+)
+def test_outcome_unknown_only_where_the_server_may_have_acted(failure, unknown):
+    """Only these make a create operator look for what its POST may have created, instead of failing."""
+    assert outcome_unknown(failure) is unknown
 
 
 @pytest.mark.parametrize(

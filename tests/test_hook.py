@@ -194,9 +194,19 @@ def test_post_is_not_resent_after_it_may_have_reached_the_server(hook, aiontheba
 
 
 def test_post_is_retried_when_server_refused_it(hook, aiontheball_conn):
-    inject(aiontheball_conn, kind="status", status=503, count=1, method="POST")
+    inject(aiontheball_conn, kind="status", status=429, count=1, method="POST", retry_after="0")
     assert hook.create_video(VIDEO_URL)["id"]
     assert len(list(hook.list_videos())) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_post_is_not_resent_after_a_5xx(hook, aiontheball_conn, status):
+    """A proxy's 5xx may come after the backend created the video: re-sending could make two."""
+    inject(aiontheball_conn, kind="status_after_processing", status=status, count=1, method="POST")
+    with pytest.raises(AIOnTheBallServerError):
+        hook.create_video(VIDEO_URL)
+    assert len([r for r in api_requests(aiontheball_conn) if r["method"] == "POST"]) == 1
+    assert len(list(hook.list_videos())) == 1, "the server did create it; the create operator finds it"
 
 
 def test_malformed_json_is_a_clear_error(hook, aiontheball_conn):

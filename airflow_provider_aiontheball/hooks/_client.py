@@ -8,6 +8,7 @@ or ``aiohttp`` (the triggerer) lives here, once:
 * :func:`interpret_response` — HTTP status → result or typed exception, message building, truncation;
 * :func:`retry_options` — the tenacity policy: what is retried, backoff with jitter, ``Retry-After``;
 * :func:`is_transient` — what a waiting trigger may tolerate within its error budget;
+* :func:`outcome_unknown` — whether a failed POST may still have been carried out;
 * pagination (:func:`page_items`, :func:`next_page_request`).
 
 Nothing here performs I/O or imports an HTTP library.
@@ -56,9 +57,11 @@ DEFAULT_RETRY_MAX_WAIT = 60.0
 USER_AGENT = f"airflow-provider-aiontheball/{__version__}"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 #: Statuses retried for any request: the server refused to process it, so re-sending is safe.
-RETRY_ANY_METHOD_STATUSES = frozenset({429, 503})
-#: Statuses retried only for idempotent requests: a gateway may have forwarded a POST already.
-RETRY_IDEMPOTENT_STATUSES = frozenset({502, 504})
+#: Only 429 proves that: a rate limiter answers before the application runs.
+RETRY_ANY_METHOD_STATUSES = frozenset({429})
+#: Statuses retried only for idempotent requests. A 502/503/504 may come from a proxy after the
+#: backend already carried out a POST (a video created, then "503 Service Unavailable").
+RETRY_IDEMPOTENT_STATUSES = frozenset({502, 503, 504})
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -494,11 +497,12 @@ def next_page_request(settings: ClientSettings, request: ApiRequest, page: Any) 
 def is_retryable(exc: BaseException, request: ApiRequest) -> bool:
     """Whether the client should re-send ``request`` after ``exc``.
 
-    429 and 503 mean the server did not process the request: retried for every method. 502 and 504
-    come from a gateway that may have forwarded the request: retried only when re-sending is harmless.
-    A connection that was never established is always safe to retry; a reset or timeout after sending
-    only for idempotent requests — a POST /videos is never blindly re-sent (the create operator finds
-    the video an earlier attempt may have created instead). 400/401/403/404/409/422 are never retried.
+    429 means the server did not process the request: retried for every method. 502, 503 and 504 may
+    come from a gateway after the backend processed the request: retried only when re-sending is
+    harmless. A connection that was never established is always safe to retry; a reset or timeout
+    after sending only for idempotent requests — a POST /videos is never blindly re-sent (see
+    :func:`outcome_unknown`; the create operators look for what it may have created instead).
+    400/401/403/404/409/422 are never retried.
     """
     if isinstance(exc, AIOnTheBallAPIError):
         if isinstance(exc, AIOnTheBallInvalidResponseError):
@@ -508,6 +512,23 @@ def is_retryable(exc: BaseException, request: ApiRequest) -> bool:
         return exc.status_code in RETRY_IDEMPOTENT_STATUSES and request.is_idempotent
     if isinstance(exc, AIOnTheBallTransportError):
         return request.is_idempotent or not exc.may_have_reached_server
+    return False
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether a request that raised ``exc`` may still have been carried out by the server.
+
+    True for a response lost after sending (read timeout, reset, closed connection), any 5xx (a
+    proxy's 502/503/504 or an application error may come after the commit) and a 2xx whose body
+    could not be read. False where the answer proves nothing was done: no connection, 429, 3xx and
+    4xx. Only meaningful for requests that are not idempotent (POSTs that create something).
+    """
+    if isinstance(exc, AIOnTheBallTransportError):
+        return exc.may_have_reached_server
+    if isinstance(exc, AIOnTheBallInvalidResponseError):
+        return True
+    if isinstance(exc, AIOnTheBallAPIError):
+        return exc.status_code >= 500
     return False
 
 

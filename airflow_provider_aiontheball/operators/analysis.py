@@ -25,11 +25,12 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
     DEFAULT_ANALYSIS_POLL_INTERVAL,
     DEFAULT_ANALYSIS_WAIT_TIMEOUT,
+    DEFAULT_COMMIT_GRACE_PERIOD,
     DEFAULT_CONN_ID,
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
 )
-from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, created_since, run_started
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, created_since
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 #: XCom key of the created analysis's id (besides ``return_value``, the analysis itself).
 XCOM_ANALYSIS_ID = "analysis_id"
+#: Task state store key of the create operator's durable record (renaming it breaks stored records).
+STATE_KEY_ANALYSIS = "aiontheball_create_analysis"
 #: What the results operator can fetch.
 RESULT_KINDS: tuple[str, ...] = ("summary", "events", "schema", "tracking", "query_intervals")
 #: Keyword arguments of ``query_intervals`` besides the analysis id (the ``query`` dict's keys).
@@ -50,6 +53,12 @@ QUERY_KEYS: tuple[str, ...] = (
     "include_pixel_coords",
     "existing_filters",
 )
+
+
+def _is_id(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and value.isascii() and value.isdigit()
+    )
 
 
 def _optional_id(value: Any, field: str) -> int | None:
@@ -67,9 +76,13 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
     XCom ``analysis_id`` as soon as the POST succeeds and returns the analysis (XCom ``return_value``),
     or with ``wait_for_completion=True`` the finished one.
 
-    A retried task does not start a second multi-hour analysis: on a new try (or after a lost POST
-    response) it reuses an analysis of the same video created since the DAG run started with the same
-    ``fps``, if the server lets it read analyses (``GET /analyses/{id}``, undocumented).
+    A retried task never starts a second multi-hour analysis, also on servers without ``GET
+    /analyses/{id}`` (undocumented): on Airflow 3.3+ the id is kept in the task state store the
+    moment the POST returns and a retry reattaches to it; a POST whose answer is lost (or gets a
+    5xx) is never re-sent — the analysis it may have started is looked for among the video's
+    ``analyses`` that were not there before the POST. Without a task state store a retry reuses an
+    analysis of the video, unclaimed by other tasks of the DAG run, created since the run started
+    (see the README's "Retries never duplicate").
 
     :param video_id: the video to analyse (templated).
     :param fps: frames per second to analyse (positive integer, templated). Default: the server's (25).
@@ -78,6 +91,12 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
     :param poll_interval: longest interval between polls while waiting, in seconds. Default 1800.
     :param min_poll_interval: interval near the expected finish, in seconds. Default 45.
     :param timeout: seconds to wait before failing (retries apply). Default 12 h.
+    :param max_consecutive_errors: transient failures in a row a wait tolerates. Default 10.
+    :param error_budget_seconds: seconds of uninterrupted transient failures a wait tolerates. Default 900.
+    :param durable: keep the started analysis's id in the task state store (Airflow 3.3+) so that a
+        retry reattaches to it; ignored where Airflow has no task state store. Default True.
+    :param commit_grace_period: seconds after a POST of unknown outcome during which the operator keeps
+        looking for the analysis it may have started. Default 60.
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
     """
 
@@ -97,12 +116,16 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         timeout: float = DEFAULT_ANALYSIS_WAIT_TIMEOUT,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
+        durable: bool = True,
+        commit_grace_period: float = DEFAULT_COMMIT_GRACE_PERIOD,
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(aiontheball_conn_id=aiontheball_conn_id, **kwargs)
         self.video_id = video_id
         self.fps = fps
+        self.durable = durable
+        self.commit_grace_period = commit_grace_period
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -130,57 +153,99 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         return self._wait_in_process(trigger)
 
     def _create_once(self, video_id: int, body: dict[str, Any], context: Context) -> dict[str, Any]:
-        from airflow_provider_aiontheball.exceptions import AIOnTheBallTransportError
+        """POST the analysis, or return the one an earlier attempt of this task started (operators/_create.py)."""
+        from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError
+        from airflow_provider_aiontheball.operators._create import CreateSpec, create_exactly_once
+        from airflow_provider_aiontheball.statuses import ANALYSIS_STATUSES
 
-        try_number = getattr(context["ti"], "try_number", 1) or 1
-        since = run_started(context)
-        if try_number > 1 and since is not None:
-            earlier = self._find_created_analysis(video_id, body, since)
-            if earlier is not None:
-                self.log.info(
-                    "Reusing analysis %s of video %s: an earlier try of this task started it (this is try %d).",
-                    earlier["id"],
-                    video_id,
-                    try_number,
-                )
-                return earlier
-        posted_at = dt.datetime.now(dt.UTC)
-        try:
-            analysis = self.hook.create_analysis(video_id, **body)
-        except AIOnTheBallTransportError as exc:
-            if not exc.may_have_reached_server:
-                raise
-            self.log.warning("The response to POST /videos/%s/analysis was lost (%s).", video_id, exc.reason)
-            earlier = self._find_created_analysis(video_id, body, posted_at)
-            if earlier is not None:
-                self.log.info("Reusing analysis %s: the lost POST did start it.", earlier["id"])
-                return earlier
-            analysis = self.hook.create_analysis(video_id, **body)
-        self.log.info(
-            "Started analysis %s of video %s (status %s).", analysis.get("id"), video_id, analysis.get("status")
+        def read(analysis_id: int) -> dict[str, Any] | None:
+            try:
+                analysis = self.hook.get_analysis(analysis_id, video_id=video_id)
+            except AIOnTheBallNotFoundError:
+                return None
+            if str(analysis.get("video_id", video_id)) != str(video_id):
+                return None  # an analysis of another video: not what this task started
+            return analysis
+
+        def snapshot() -> list[int]:
+            # The analyses the video has right before the POST: whatever appears later and no other
+            # task claims is what a POST of unknown outcome created (no creation time needed).
+            return sorted(int(entry["id"]) for entry in self._video_analyses(video_id)[1])
+
+        spec = CreateSpec(
+            kind="analysis",
+            vocabulary=ANALYSIS_STATUSES,
+            state_key=STATE_KEY_ANALYSIS,
+            claim_key=XCOM_ANALYSIS_ID,
+            request={"video_id": video_id, **body},
+            post=lambda: self.hook.create_analysis(video_id, **body),
+            read=read,
+            find=lambda since, known, claimed: self._find_created_analyses(video_id, body, since, known, claimed),
+            snapshot=snapshot,
+            describe=lambda analysis: f"analysis {analysis.get('id')} of video {video_id}",
+            ambiguity_hint="Give each analysis of a video its own task (their XComs tell them apart).",
         )
+        analysis = create_exactly_once(
+            spec,
+            context,
+            durable=self.durable,
+            grace=self.commit_grace_period,
+            log=self.log,
+        )
+        self.log.info("Analysis %s of video %s has status %s.", analysis.get("id"), video_id, analysis.get("status"))
         return analysis
 
-    def _find_created_analysis(self, video_id: int, body: dict[str, Any], since: dt.datetime) -> dict[str, Any] | None:
-        """The newest analysis of the video created since ``since`` with the same fps, if it can be told."""
-        from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError
+    def _video_analyses(self, video_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The video, and its documented ``analyses`` (``{id, status}`` each)."""
+        video = self.hook.get_video(video_id)
+        return video, [e for e in video.get("analyses") or [] if isinstance(e, dict) and _is_id(e.get("id"))]
 
-        entries = self.hook.get_video(video_id).get("analyses") or []
-        for entry in sorted(entries, key=lambda e: int(e.get("id", 0)), reverse=True):
-            try:
-                analysis = self.hook.get_analysis(entry["id"])
-            except AIOnTheBallNotFoundError as exc:
-                self.log.warning("Cannot tell whether an earlier try started an analysis: %s", exc)
-                return None
-            recent = created_since(analysis, since)
-            if recent is None:
+    def _find_created_analyses(
+        self,
+        video_id: int,
+        body: dict[str, Any],
+        since: dt.datetime,
+        known: frozenset[int] | None,
+        claimed: frozenset[int],
+    ) -> list[dict[str, Any]]:
+        """Analyses of the video that an earlier attempt of this task may have started.
+
+        With ``known`` (the ids that existed before the POST): every other unclaimed one. Without it
+        (a retry on Airflow < 3.3): those created since ``since``, told by ``created_at`` where the
+        server has ``GET /analyses/{id}``; where it has not, only a video itself created since then
+        tells that all its analyses are that recent. Failed analyses and, where readable, another
+        ``fps`` are never taken.
+        """
+        from airflow_provider_aiontheball.statuses import ANALYSIS_STATUSES, Outcome
+
+        video, entries = self._video_analyses(video_id)
+        video_recent = created_since(video, since)
+        found: list[dict[str, Any]] = []
+        for entry in entries:
+            analysis_id = int(entry["id"])
+            if analysis_id in claimed or (known is not None and analysis_id in known):
                 continue
-            if not recent:
-                break  # ids grow with time: the rest are older still
+            if ANALYSIS_STATUSES.classify(entry.get("status")) is Outcome.FAILED:
+                self.log.info("Not reusing analysis %s: it ended in %r.", analysis_id, entry.get("status"))
+                continue
+            analysis = self.hook.get_analysis(analysis_id, video_id=video_id)
+            if known is None:
+                recent = created_since(analysis, since)
+                if recent is None:
+                    recent = video_recent
+                if not recent:
+                    if recent is None:
+                        self.log.info(
+                            "Cannot tell when analysis %s was created (the server shows no created_at): not "
+                            "taking it for this task's.",
+                            analysis_id,
+                        )
+                    continue
             fps = (analysis.get("parameters") or {}).get("fps")
-            if "fps" not in body or fps == body["fps"]:
-                return analysis
-        return None
+            if "fps" in body and fps is not None and fps != body["fps"]:
+                continue
+            found.append(analysis)
+        return found
 
     def _trigger(self, analysis_id: int, video_id: int) -> AIOnTheBallAnalysisTrigger:
         from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger

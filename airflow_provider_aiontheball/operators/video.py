@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import conf
 
 from airflow_provider_aiontheball.defaults import (
+    DEFAULT_COMMIT_GRACE_PERIOD,
     DEFAULT_CONN_ID,
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
@@ -32,15 +33,36 @@ from airflow_provider_aiontheball.links.video import (
     AIOnTheBallVideoLink,
     reserve_link_xcom,
 )
-from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, created_since, run_started
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, created_since
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
 
-#: Fields an earlier attempt's video can be recognised by in ``GET /videos`` (documented list fields).
-_IDENTIFYING_FIELDS = ("video_file_url", "title", "home_team_name", "away_team_name")
+#: Fields of a request that the documented ``GET /videos`` items show, so a video can be recognised by.
+_DOCUMENTED_IDENTIFYING_FIELDS = ("title", "home_team_name", "away_team_name")
+#: The same, plus the URL for servers that list it (undocumented: coped with, never relied on).
+_IDENTIFYING_FIELDS = ("video_file_url", *_DOCUMENTED_IDENTIFYING_FIELDS)
+#: Task state store key of the create operator's durable record (renaming it breaks stored records).
+STATE_KEY_VIDEO = "aiontheball_create_video"
+
+
+def _same_value(name: str, listed: Any, submitted: Any) -> bool:
+    if name == "date" and isinstance(listed, str):
+        return listed[:10] == str(submitted)  # "2025-01-15" or "2025-01-15T00:00:00Z"
+    return bool(listed == submitted)
+
+
+def _display_url(url: str) -> str:
+    """The URL without query, fragment or credentials: a presigned URL's signature is a secret."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}" + ("?***" if parts.query else "")
 
 
 class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
@@ -50,11 +72,14 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
     sensors, the extra link and clean-up tasks work even if a later wait fails. It returns the video
     (XCom ``return_value``): the created video, or with ``wait_for_available=True`` the available one.
 
-    **Retries never duplicate a video.** When a new try starts after an earlier try of the same DAG
-    run failed or crashed, or when the response to the POST was lost (timeout, connection reset), the
-    operator first looks for the video that attempt may have created — same submitted fields, created
-    since the DAG run started — and reuses it, saying so in the log. To be recognisable a video needs a
-    ``title`` or team names (the API's video list shows those), so set at least one.
+    **Retries never duplicate a video** (see the README's "Retries never duplicate"). On Airflow 3.3+
+    the id is kept in the task state store the moment the POST returns, and a retry reattaches to
+    exactly that video (a new one is created only if it is gone or failed). A POST whose answer is
+    lost, or that gets a 5xx, is never re-sent: the operator looks for the video it may have created
+    for up to ``commit_grace_period`` seconds, else fails the try, and the next try looks again first.
+    Without a task state store (Airflow < 3.3, ``durable=False``) a retry looks for a video created
+    since the DAG run started with the same title and team names that no other task of the run
+    claims: give each create task a distinct ``title`` or team names.
 
     Every request field is templated and validated after rendering, before any request: a bad value
     fails the task at once (no retries) with a message naming the field.
@@ -73,6 +98,12 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
     :param poll_interval: longest seconds between status polls while waiting. Default 60.
     :param timeout: seconds to wait for ``available`` before failing (retries apply). Default 6 h.
     :param min_poll_interval: seconds between polls right after a status change. Default 5.
+    :param max_consecutive_errors: transient failures in a row a wait tolerates. Default 10.
+    :param error_budget_seconds: seconds of uninterrupted transient failures a wait tolerates. Default 900.
+    :param durable: keep the created video's id in the task state store (Airflow 3.3+) so that a retry
+        reattaches to it; ignored where Airflow has no task state store. Default True.
+    :param commit_grace_period: seconds after a POST of unknown outcome during which the operator keeps
+        looking for the video it may have created. Default 60.
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
     """
 
@@ -108,6 +139,8 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
+        durable: bool = True,
+        commit_grace_period: float = DEFAULT_COMMIT_GRACE_PERIOD,
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -127,6 +160,8 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         self.min_poll_interval = min_poll_interval
         self.max_consecutive_errors = max_consecutive_errors
         self.error_budget_seconds = error_budget_seconds
+        self.durable = durable
+        self.commit_grace_period = commit_grace_period
 
     @property
     def request_fields(self) -> dict[str, Any]:
@@ -153,82 +188,86 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         self._push_link(context, video)
         return video
 
-    # -- idempotent create ---------------------------------------------------------------------
+    # -- exactly-once create (operators/_create.py) ----------------------------------------------
 
     def _create_once(self, body: dict[str, Any], context: Context) -> dict[str, Any]:
-        """POST the video unless an earlier attempt of this task already created it."""
-        from airflow_provider_aiontheball.exceptions import AIOnTheBallTransportError
+        """POST the video, or return the one an earlier attempt of this task created."""
+        from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError
+        from airflow_provider_aiontheball.operators._create import CreateSpec, create_exactly_once
+        from airflow_provider_aiontheball.statuses import VIDEO_STATUSES
 
-        try_number = getattr(context["ti"], "try_number", 1) or 1
-        if try_number > 1:
-            since = run_started(context)
-            if since is None:
-                self.log.warning(
-                    "Try %d, but the DAG run's start is unknown: cannot look for an earlier try's video.", try_number
-                )
-            elif (earlier := self._find_created_video(body, since)) is not None:
-                self.log.info(
-                    "Reusing video %s (%s): an earlier try of this task created it with the same fields "
-                    "(this is try %d); not creating a duplicate.",
-                    earlier["id"],
-                    earlier.get("game_name"),
-                    try_number,
-                )
-                return earlier
-        posted_at = dt.datetime.now(dt.UTC)
-        try:
-            video = self.hook.create_video(**body)
-        except AIOnTheBallTransportError as exc:
-            if not exc.may_have_reached_server:
-                raise
-            # The server may have created the video and only the answer was lost.
+        if not any(body.get(name) for name in _DOCUMENTED_IDENTIFYING_FIELDS):
             self.log.warning(
-                "The response to POST /videos was lost (%s); looking for the video it may have created.", exc.reason
+                "No title or team names given: if this task is retried without a task state store, or the "
+                "answer to its POST is lost, the video it created cannot be recognised in the API's video list "
+                "(which shows neither URL nor date). Set a title to make retries reliably exactly-once."
             )
-            earlier = self._find_created_video(body, posted_at)
-            if earlier is not None:
-                self.log.info(
-                    "Reusing video %s (%s): the lost POST did create it; not creating a duplicate.",
-                    earlier["id"],
-                    earlier.get("game_name"),
-                )
-                return earlier
-            self.log.info("No video was created by the lost POST; sending it again.")
-            video = self.hook.create_video(**body)
+
+        def read(video_id: int) -> dict[str, Any] | None:
+            try:
+                return self.hook.get_video(video_id)
+            except AIOnTheBallNotFoundError:
+                return None
+
+        spec = CreateSpec(
+            kind="video",
+            vocabulary=VIDEO_STATUSES,
+            state_key=STATE_KEY_VIDEO,
+            claim_key=XCOM_VIDEO_ID,
+            request=body,
+            post=lambda: self.hook.create_video(**body),
+            read=read,
+            find=lambda since, _known, claimed: self._find_created_videos(body, since, claimed),
+            snapshot=None,
+            describe=lambda video: f"video {video.get('id')} ({video.get('game_name')})",
+            ambiguity_hint="Give each create task a distinct title or team names.",
+        )
+        video = create_exactly_once(
+            spec,
+            context,
+            durable=self.durable,
+            grace=self.commit_grace_period,
+            log=self.log,
+        )
         self.log.info(
-            "Created video %s (%s) with status %s from %s",
+            "Video %s (%s) has status %s; source %s",
             video.get("id"),
             video.get("game_name"),
             video.get("status"),
-            body["video_file_url"],
+            _display_url(body["video_file_url"]),
         )
         return video
 
-    def _find_created_video(self, body: dict[str, Any], since: dt.datetime) -> dict[str, Any] | None:
-        """The newest video created since ``since`` whose listed fields equal the submitted ones.
+    def _find_created_videos(
+        self, body: dict[str, Any], since: dt.datetime, claimed: frozenset[int]
+    ) -> list[dict[str, Any]]:
+        """Videos created since ``since`` whose listed fields equal the submitted ones, unclaimed, not failed.
 
-        Only fields the list shows are compared: it documents title and team names; the URL, date and
-        offsets are compared too when a server includes them. A video that shares no identifying
-        field with the request is never taken for ours.
+        The documented list shows title and team names (compared when submitted); any other submitted
+        field a server happens to list (``video_file_url``, ``date``, offsets) must match too. A video
+        sharing no identifying field with the request is never taken for ours.
         """
-        if not any(body.get(name) for name in _IDENTIFYING_FIELDS[1:]):
-            self.log.warning(
-                "No title or team names were given: an earlier attempt's video can only be recognised if the "
-                "API's video list shows its URL. Set a title to make retries reliably idempotent."
-            )
+        from airflow_provider_aiontheball.statuses import VIDEO_STATUSES, Outcome
+
         matches: list[dict[str, Any]] = []
         for video in self.hook.list_videos():
-            shared = [name for name in body if name in video]
-            if not created_since(video, since) or not set(shared) & set(_IDENTIFYING_FIELDS):
+            video_id = video.get("id")
+            if video_id in claimed or created_since(video, since) is not True:
                 continue
-            if all(video[name] == body[name] for name in shared):
-                matches.append(video)
-        if len(matches) > 1:
-            self.log.warning(
-                "Several videos match the submitted fields (ids %s); reusing the newest.",
-                ", ".join(str(video["id"]) for video in matches),
-            )
-        return max(matches, key=lambda video: str(video["created_at"])) if matches else None
+            compared = [name for name, value in body.items() if value is not None and name in video]
+            if not set(compared) & set(_IDENTIFYING_FIELDS):
+                continue
+            if not all(_same_value(name, video[name], body[name]) for name in compared):
+                continue
+            if VIDEO_STATUSES.classify(video.get("status")) is Outcome.FAILED:
+                self.log.info(
+                    "Not reusing video %s: it matches this task's fields but ended in %r.",
+                    video_id,
+                    video.get("status"),
+                )
+                continue
+            matches.append(video)
+        return matches
 
     # -- waiting ---------------------------------------------------------------------------------
 

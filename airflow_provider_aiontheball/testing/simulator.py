@@ -43,9 +43,18 @@ choose, and a client must not depend on any of it.
   first** (ascending id).
 * A request body that is not a JSON object is treated like an empty object (Laravel ignores a
   body it cannot decode), so ``POST /videos`` then answers 422 "video file url field is required".
-* Video objects also echo ``video_file_url``, ``date``, ``start_offset_seconds``,
-  ``end_offset_seconds`` and ``left_start_team`` (so idempotent clients can compare what they
-  submitted); list items omit ``mp4_source`` as the docs' list example does.
+* Video objects carry the documented fields only, by default: list items ``id, status, game_name,
+  title, created_at, home_team_name, away_team_name, duration, analyses``; ``GET /videos/{id}`` the
+  same plus ``mp4_source``; the ``POST /videos`` answer only what the docs' create example shows
+  (``id, status, game_name, title, created_at``). The fields a client submitted (``video_file_url``,
+  ``date``, the offsets, ``left_start_team``) are never returned, so a client cannot match an
+  existing video to its request by URL. ``echo_submitted_fields=True`` (opt-in) echoes them on
+  every video object, as earlier versions of this simulator did.
+* Created resources are committed at once unless ``commit_delay_seconds`` is set: then a new video
+  is *listed* (``GET /videos``) and a new analysis appears in its video's ``analyses`` only that
+  many seconds after the POST was processed (``GET /videos/{id}`` and ``GET /analyses/{id}`` find
+  them at once: a lagging list or read replica). Together with the ``drop_after_processing`` and
+  ``status_after_processing`` faults this is the "lost response, late commit" case.
 * ``duration`` and ``mp4_source`` are null until the video is ``available``; the duration is then
   ``end_offset_seconds - start_offset_seconds`` when an end offset was given, else 5400.
 * ``PUT /videos/{id}`` accepts only the fields its docs table lists; ``left_start_team`` and
@@ -141,7 +150,7 @@ ANALYSIS_UUID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://aionthe
 
 VIDEO_OUTCOMES: Final = ("available", "error", "no_match_detected", "stuck")
 ANALYSIS_OUTCOMES: Final = ("done", "error")
-FAULT_KINDS: Final = ("status", "drop", "drop_after_processing", "slow", "malformed")
+FAULT_KINDS: Final = ("status", "status_after_processing", "drop", "drop_after_processing", "slow", "malformed")
 FILTER_TYPES: Final = (
     "event_property",
     "frame_state",
@@ -193,6 +202,10 @@ class SimulatorConfig:
     :param first_video_id: id of the first video created (then +1 each).
     :param first_analysis_id: id of the first analysis created (then +1 each).
     :param request_log_limit: the request log keeps this many most recent records.
+    :param echo_submitted_fields: echo the submitted ``video_file_url``, ``date``, offsets and
+        ``left_start_team`` on every video object (opt-in; the docs return none of them).
+    :param commit_delay_seconds: a created video is listed, and a created analysis shows in its
+        video's ``analyses``, only this many seconds after its POST (default 0: at once).
     """
 
     tokens: dict[str, str] = field(default_factory=lambda: {"test-token": "org-1"})
@@ -208,16 +221,20 @@ class SimulatorConfig:
     first_video_id: int = 790
     first_analysis_id: int = 1247
     request_log_limit: int = 100_000
+    echo_submitted_fields: bool = False
+    commit_delay_seconds: float = 0.0
 
 
-FaultKind = Literal["status", "drop", "drop_after_processing", "slow", "malformed"]
+FaultKind = Literal["status", "status_after_processing", "drop", "drop_after_processing", "slow", "malformed"]
 
 
 @dataclass
 class Fault:
     """A fault applied to the next ``count`` API requests that match ``method`` and ``path``.
 
-    :param kind: ``status`` (answer ``status`` without processing), ``drop`` (close the connection
+    :param kind: ``status`` (answer ``status`` without processing), ``status_after_processing``
+        (process the request — a POST creates its resource — then answer ``status`` anyway: a proxy's
+        503 after the backend committed), ``drop`` (close the connection
         without answering, before processing), ``drop_after_processing`` (process, then close
         without answering: a lost response), ``slow`` (wait ``delay`` seconds, then answer
         normally) or ``malformed`` (answer 200 with a body that is not the expected JSON).
@@ -226,12 +243,14 @@ class Fault:
     :param path: path relative to ``/api/v1`` to match, or ``None`` for any. Matching is by path
         segments: ``/videos/790`` matches ``/videos/790`` and ``/videos/790/analysis`` but not
         ``/videos/7901``.
-    :param status: the status of a ``status`` fault.
+    :param status: the status of a ``status`` or ``status_after_processing`` fault.
     :param retry_after: ``Retry-After`` header value of a ``status`` fault, sent verbatim.
     :param message: the ``message`` of a ``status`` fault's JSON body (default: reason phrase).
     :param delay: seconds a ``slow`` fault waits.
     :param body: body of a ``malformed`` fault (default ``<html>oops``).
     :param content_type: content type of a ``malformed`` fault (default ``text/html``).
+    :param body_match: only requests whose JSON body contains these key/value pairs match, e.g.
+        ``{"video_file_url": "https://example.com/b.mp4"}`` to fail one of several create tasks.
     """
 
     kind: FaultKind
@@ -244,6 +263,7 @@ class Fault:
     delay: float = 1.0
     body: str | None = None
     content_type: str | None = None
+    body_match: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -257,6 +277,8 @@ class Fault:
         for name in ("method", "path", "message", "body", "content_type"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string or null, got {getattr(self, name)!r}")
+        if self.body_match is not None and not isinstance(self.body_match, dict):
+            raise ValueError(f"body_match must be an object or null, got {self.body_match!r}")
         if self.retry_after is not None:
             self.retry_after = str(self.retry_after)  # an int is sent as its decimal form
         if self.method is not None:
@@ -274,8 +296,12 @@ class Fault:
             raise ValueError("kind is required")
         return cls(**data)
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, body: Any = None) -> bool:
         if self.method is not None and self.method != method.upper():
+            return False
+        if self.body_match is not None and not (
+            isinstance(body, dict) and all(body.get(k) == v for k, v in self.body_match.items())
+        ):
             return False
         if self.path is None:
             return True
@@ -332,6 +358,8 @@ class _Video:
     #: (simulator time, status) pairs in time order; the status at ``t`` is the last entry <= t.
     schedule: list[tuple[float, str]]
     analysis_ids: list[int] = field(default_factory=list)
+    #: simulator time from which the video is listed (``commit_delay_seconds`` after its POST)
+    listed: float = 0.0
 
     def status_at(self, now: float) -> str:
         status = self.schedule[0][1]
@@ -365,6 +393,8 @@ class _Analysis:
     webhook_next_step: int = 0
     webhook_aggregating_sent: bool = False
     webhook_done_sent: bool = False
+    #: simulator time from which the analysis shows in its video's ``analyses``
+    listed: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -1654,12 +1684,12 @@ class Simulator:
         with self._lock:
             return list(self._faults)
 
-    def _take_fault(self, method: str, path: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str, body: Any = None) -> Fault | None:
         with self._lock:
             if not self._faults:
                 return None
             for index, fault in enumerate(self._faults):
-                if fault.matches(method, path):
+                if fault.matches(method, path, body):
                     fault.count -= 1
                     if fault.count <= 0:
                         del self._faults[index]
@@ -1816,7 +1846,7 @@ class Simulator:
 
     # ---- JSON views ----------------------------------------------------------------------------
 
-    def _video_json(self, video: _Video, now: float, *, listing: bool) -> dict[str, Any]:
+    def _video_json(self, video: _Video, now: float, *, listing: bool, created: bool = False) -> dict[str, Any]:
         status = video.status_at(now)
         available = status == VideoStatus.AVAILABLE.value
         data: dict[str, Any] = {
@@ -1829,21 +1859,41 @@ class Simulator:
             "away_team_name": video.away_team_name,
             "duration": self._video_duration(video) if available else None,
         }
-        if not listing:  # the docs show mp4_source on GET /videos/{id} only
-            data["mp4_source"] = MP4_SOURCE_TEMPLATE.format(id=video.id) if available else None
-        data["analyses"] = [
-            {"id": analysis_id, "status": self._analysis_state(self._analyses[analysis_id], now).status}
-            for analysis_id in list(video.analysis_ids)
-            if analysis_id in self._analyses
-        ]
-        # assumed (docs silent): the submitted fields are echoed back so that clients can match an
-        # existing video to a request (idempotent create). The real API may not return them.
-        data["video_file_url"] = video.video_file_url
-        data["date"] = video.date
-        data["start_offset_seconds"] = video.start_offset_seconds
-        data["end_offset_seconds"] = video.end_offset_seconds
-        data["left_start_team"] = video.left_start_team
+        if created:  # the docs' create example: id, status, game_name, title, created_at
+            data = {name: data[name] for name in ("id", "status", "game_name", "title", "created_at")}
+        else:
+            if not listing:  # the docs show mp4_source on GET /videos/{id} only
+                data["mp4_source"] = MP4_SOURCE_TEMPLATE.format(id=video.id) if available else None
+            data["analyses"] = [
+                {"id": analysis_id, "status": self._analysis_state(analysis, now).status}
+                for analysis_id in list(video.analysis_ids)
+                if (analysis := self._analyses.get(analysis_id)) is not None and analysis.listed <= now
+            ]
+        if self.config.echo_submitted_fields:
+            # opt-in: the docs return none of the submitted fields; earlier simulator versions did.
+            data["video_file_url"] = video.video_file_url
+            data["date"] = video.date
+            data["start_offset_seconds"] = video.start_offset_seconds
+            data["end_offset_seconds"] = video.end_offset_seconds
+            data["left_start_team"] = video.left_start_team
         return data
+
+    def submitted_video(self, video_id: int) -> dict[str, Any] | None:
+        """The fields ``POST /videos`` received for ``video_id`` (what tests assert a video's source by)."""
+        video = self._videos.get(video_id)
+        if video is None:
+            return None
+        names = (
+            "video_file_url",
+            "title",
+            "home_team_name",
+            "away_team_name",
+            "date",
+            "start_offset_seconds",
+            "end_offset_seconds",
+            "left_start_team",
+        )
+        return {name: getattr(video, name) for name in names}
 
     def _analysis_json(self, analysis: _Analysis, now: float) -> dict[str, Any]:
         state = self._analysis_state(analysis, now)
@@ -1901,14 +1951,18 @@ class Simulator:
 
     async def _list_videos(self, request: web.Request) -> web.StreamResponse:
         per_page = max(int(self.config.per_page), 1)
-        ids = list(self._org_videos.get(request[_ORG_KEY], ()))
+        now = self.now()
+        ids = [
+            i
+            for i in list(self._org_videos.get(request[_ORG_KEY], ()))
+            if (video := self._videos.get(i)) is not None and video.listed <= now
+        ]
         total = len(ids)
         last_page = max(math.ceil(total / per_page), 1)
         raw_page = request.query.get("page", "1")
         page = int(raw_page) if raw_page.isascii() and raw_page.isdigit() and len(raw_page) < 10 else 1
         page = max(page, 1)
         offset = (page - 1) * per_page
-        now = self.now()
         items = [
             self._video_json(self._videos[i], now, listing=True)
             for i in ids[offset : offset + per_page]
@@ -1978,11 +2032,12 @@ class Simulator:
             left_start_team=clean.get("left_start_team"),
             outcome=outcome,
             schedule=_video_schedule(now, self.config.video_step_seconds, outcome),
+            listed=now + max(float(self.config.commit_delay_seconds), 0.0),
         )
         self._videos[video_id] = video
         self._org_videos.setdefault(video.org, []).append(video_id)
         # assumed (docs silent): 201 Created.
-        return web.json_response({"data": self._video_json(video, now, listing=False)}, status=201)
+        return web.json_response({"data": self._video_json(video, now, listing=False, created=True)}, status=201)
 
     async def _get_video(self, request: web.Request) -> web.StreamResponse:
         video = self._owned_video(request)
@@ -2035,6 +2090,7 @@ class Simulator:
             fps=int(fps),
             outcome=outcome,
             error_at_progress=error_at,
+            listed=now + max(float(self.config.commit_delay_seconds), 0.0),
         )
         self._analyses[analysis_id] = analysis
         video.analysis_ids.append(analysis_id)
@@ -2240,12 +2296,16 @@ class Simulator:
             transport.abort()
         return web.Response(status=599)
 
+    @staticmethod
+    def _status_response(fault: Fault) -> web.StreamResponse:
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+        message = fault.message or _HTTP_REASONS.get(fault.status) or f"HTTP {fault.status}"
+        return web.json_response({"message": message}, status=fault.status, headers=headers)
+
     async def _apply_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
         """Apply a pre-processing fault; return the response to send instead, or ``None`` to go on."""
         if fault.kind == "status":
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
-            message = fault.message or _HTTP_REASONS.get(fault.status) or f"HTTP {fault.status}"
-            return web.json_response({"message": message}, status=fault.status, headers=headers)
+            return self._status_response(fault)
         if fault.kind == "malformed":
             return web.Response(
                 status=200,
@@ -2285,13 +2345,15 @@ class Simulator:
             with self._lock:
                 self._log.append(record)
                 self._request_count += 1
-            fault = self._take_fault(request.method, record.path)
+            fault = self._take_fault(request.method, record.path, body)
             try:
                 response = await self._apply_fault(request, fault) if fault is not None else None
                 if response is None:
                     response = await self._api(request, handler, record)
                     if fault is not None and fault.kind == "drop_after_processing":
                         response = self._drop(request)
+                    elif fault is not None and fault.kind == "status_after_processing":
+                        response = self._status_response(fault)
             except Exception:
                 log.exception("Simulator error while handling %s %s", request.method, record.path)
                 response = web.json_response({"message": "Server Error."}, status=500)
@@ -2571,6 +2633,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--analysis-seconds", type=float, default=30.0)
     parser.add_argument("--per-page", type=int, default=15)
     parser.add_argument("--webhook-url", default=None, help="POST webhooks to this URL")
+    parser.add_argument(
+        "--commit-delay-seconds",
+        type=float,
+        default=0.0,
+        help="list a created video (and show a created analysis on its video) only this long after its POST",
+    )
+    parser.add_argument(
+        "--echo-submitted-fields",
+        action="store_true",
+        help="echo video_file_url, date, offsets and left_start_team on video objects (the docs return none)",
+    )
     parser.add_argument("--ready-file", default=None, help="write the base URL to this file once listening")
     return parser
 
@@ -2588,6 +2661,8 @@ async def _run_cli(args: argparse.Namespace) -> int:
         analysis_seconds=args.analysis_seconds,
         per_page=args.per_page,
         webhook_url=args.webhook_url,
+        commit_delay_seconds=args.commit_delay_seconds,
+        echo_submitted_fields=args.echo_submitted_fields,
     )
     simulator = Simulator(config)
     stop = asyncio.Event()
