@@ -184,8 +184,8 @@ class HarnessConfig:
         statuses. The video sensors must first poke while their video is still preparing, or they finish
         at once without deferring; that first poke comes after the DAG's other early tasks (create the
         videos and the analyses). ``None``: 4 s on Airflow 3 (ready after 12 s; the first pokes come
-        after 3-6 s); 8 s on Airflow 2 (ready after 24 s), whose SequentialExecutor runs one task at a
-        time, ~1.5 s each.
+        after 3-6 s); 15 s on Airflow 2 (ready after 45 s), whose SequentialExecutor runs one task at a
+        time, 4-5 s each on these machines: the first pokes come after 7 tasks, ~25-35 s.
     :param analysis_seconds: seconds a simulated analysis runs (after 1 s of ``init`` once its video is
         available, and before 3 s of ``aggregating``).
     :param parallelism: Airflow's ``[core] parallelism``; the LocalExecutor starts that many worker
@@ -510,7 +510,7 @@ class AirflowHarness:
         # Fixed per harness, so every process (and every CLI call) gets the same environment.
         self._log_server_ports = (free_port(), free_port())
         self._jwt_secret = secrets.token_urlsafe(32)
-        self.video_step_seconds = self.config.video_step_seconds or (4.0 if self.major >= 3 else 8.0)
+        self.video_step_seconds = self.config.video_step_seconds or (4.0 if self.major >= 3 else 15.0)
         self.simulator: ManagedProcess | None = None
         self.simulator_url = ""  # http://127.0.0.1:PORT/api/v1 once the simulator is listening
         self.components: list[ManagedProcess] = []

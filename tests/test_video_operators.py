@@ -196,15 +196,22 @@ def test_lost_post_response_reuses_the_created_video(aiontheball_conn, all_logs)
     video = create_op().execute(context)
     assert [v["id"] for v in videos_on_server()] == [video["id"]], "no duplicate"
     assert len(api_requests(aiontheball_conn, "POST")) == 1, "not posted again"
-    assert any("Reusing video" in m and "lost POST" in m for m in all_logs.messages)
+    assert any("the POST did create it" in m for m in all_logs.messages)
 
 
-def test_lost_post_that_created_nothing_is_sent_again(aiontheball_conn, all_logs):
-    # The connection drops before the server processes the request: nothing was created.
+def test_lost_post_that_created_nothing_is_sent_by_the_next_try_only(aiontheball_conn):
+    # The connection drops before the server processes the request: nothing was created, but the
+    # client cannot know that. It does not re-send; the next try looks first, then creates.
+    from airflow_provider_aiontheball.exceptions import AIOnTheBallCreateOutcomeUnknownError
+
     inject(aiontheball_conn, kind="drop", count=1, method="POST")
-    video = create_op().execute(task_context())
+    run_started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    with pytest.raises(AIOnTheBallCreateOutcomeUnknownError):
+        create_op(commit_grace_period=0.3).execute(task_context(1, run_started))
+    assert len(api_requests(aiontheball_conn, "POST")) == 1
+    video = create_op(commit_grace_period=0.3).execute(task_context(2, run_started))
     assert [v["id"] for v in videos_on_server()] == [video["id"]]
-    assert any("sending it again" in m for m in all_logs.messages)
+    assert len(api_requests(aiontheball_conn, "POST")) == 2
 
 
 def test_new_try_reuses_the_video_of_an_earlier_try(aiontheball_conn, all_logs):

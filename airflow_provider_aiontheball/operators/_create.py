@@ -129,9 +129,12 @@ def claimed_ids(context: Mapping[str, Any], key: str) -> frozenset[int]:
     try:
         from airflow.sdk.bases.xcom import BaseXCom
     except ImportError:  # Airflow 2: workers read the metadata DB
+        from airflow.models.taskinstance import TaskInstance
         from airflow.models.xcom import XCom
         from airflow.utils.session import create_session
 
+        if not isinstance(ti, TaskInstance):  # execute() called directly, outside any DAG run
+            return frozenset()
         with create_session() as session:
             rows = XCom.get_many(run_id=ti.run_id, key=key, dag_ids=ti.dag_id, session=session).all()
             for row in rows:
