@@ -30,3 +30,14 @@ DEFAULT_ANALYSIS_WAIT_TIMEOUT = 12 * 3600.0
 #: How long a create operator keeps looking for what a POST of unknown outcome (lost response, 5xx)
 #: may have created, counted from the POST: servers may commit, or list, a new resource late.
 DEFAULT_COMMIT_GRACE_PERIOD = 60.0
+#: A server's ``Retry-After`` is obeyed within these bounds: at least 1 s (``0`` or a past date, e.g.
+#: with clock skew, must not spend a whole error budget in milliseconds), at most 5 minutes (a day-long
+#: value must not park a wait; the error budget decides when to give up).
+RETRY_AFTER_FLOOR_SECONDS = 1.0
+RETRY_AFTER_CAP_SECONDS = 300.0
+#: Most pages ``GET /videos`` is followed for when the server does not say how many there are.
+MAX_LIST_PAGES = 10_000
+#: Largest accepted id (the API's ids are integers; a signed 64-bit column is the widest plausible).
+MAX_ID = 2**63 - 1
+#: Largest accepted offset or padding, in seconds (a day; match videos are hours long).
+MAX_SECONDS_FIELD = 86_400

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from airflow_provider_aiontheball.defaults import (  # re-exported: the schedules' defaults
     DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
@@ -20,6 +21,7 @@ from airflow_provider_aiontheball.defaults import (  # re-exported: the schedule
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     DEFAULT_MIN_POLL_INTERVAL,
     DEFAULT_POLL_INTERVAL,
+    RETRY_AFTER_FLOOR_SECONDS,
 )
 
 __all__ = [
@@ -91,8 +93,8 @@ class AdaptiveSchedule:
     def after_failure(self, retry_after: float | None = None) -> float:
         """Seconds until the next poll after a transient failure."""
         self._failures += 1
-        if retry_after is not None:
-            return max(retry_after, 0.0)
+        if retry_after is not None:  # bounded where it is parsed (hooks/_client.parse_retry_after)
+            return max(retry_after, RETRY_AFTER_FLOOR_SECONDS)
         return min(self.min_interval * (2 ** (self._failures - 1)), self.max_interval)
 
 
@@ -125,6 +127,25 @@ class ErrorBudget:
         self.consecutive += 1
         self.last_reason = reason
         return self.consecutive >= self.max_consecutive or now - self._streak_started >= self.max_seconds
+
+    def state(self) -> dict[str, Any] | None:
+        """The current streak as JSON (for a sensor in reschedule mode, whose pokes are separate runs), or
+        ``None`` when there is none. Meaningful across processes only with a wall ``clock`` (``time.time``)."""
+        if self._streak_started is None:
+            return None
+        return {"consecutive": self.consecutive, "since": self._streak_started}
+
+    def restore(self, state: Any) -> None:
+        """Continue the streak that :meth:`state` returned (anything else starts clean)."""
+        if (
+            isinstance(state, dict)
+            and isinstance(state.get("consecutive"), int)
+            and isinstance(state.get("since"), int | float)
+        ):
+            self.consecutive = state["consecutive"]
+            self._streak_started = float(state["since"])
+        else:
+            self.record_success()
 
     def describe(self) -> str:
         elapsed = 0.0 if self._streak_started is None else self.clock() - self._streak_started

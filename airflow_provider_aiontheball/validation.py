@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_aiontheball.defaults import MAX_ID, MAX_SECONDS_FIELD
+
 #: Fields of ``POST /videos``, in the order of the API's Videos page.
 VIDEO_CREATE_FIELDS: tuple[str, ...] = (
     "video_file_url",
@@ -53,7 +55,10 @@ FILTER_TYPES: tuple[str, ...] = (
 QUERY_OPERATORS: tuple[str, ...] = ("AND", "OR")
 TRACKING_FORMATS: tuple[str, ...] = ("parquet", "json")
 
-_DIGITS = re.compile(r"^\s*\d+\s*$")
+# ASCII digits only: ``\d`` would also take "١٢" (Arabic-Indic digits), which ``int()`` accepts.
+_DIGITS = re.compile(r"^\s*[0-9]+\s*$")
+#: Largest accepted ``fps`` (the docs' videos are 25 fps; nothing films football faster than 240).
+MAX_FPS = 240
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -62,8 +67,9 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def validate_integer(value: Any, field: str, *, minimum: int = 0) -> int:
-    """Return ``value`` as an ``int`` ≥ ``minimum``; digit strings (from templates) are accepted, bools are not."""
+def validate_integer(value: Any, field: str, *, minimum: int = 0, maximum: int = MAX_SECONDS_FIELD) -> int:
+    """Return ``value`` as an ``int`` in [``minimum``, ``maximum``]; ASCII digit strings (from templates) are
+    accepted, bools are not. ``maximum`` defaults to a day in seconds (offsets, padding)."""
     if isinstance(value, bool):
         raise ValueError(f"{field}: expected an integer, got a boolean {value!r}")
     if isinstance(value, int):
@@ -74,12 +80,14 @@ def validate_integer(value: Any, field: str, *, minimum: int = 0) -> int:
         raise ValueError(f"{field}: expected an integer, got {_describe(value)}")
     if number < minimum:
         raise ValueError(f"{field}: must be at least {minimum}, got {number}")
+    if number > maximum:
+        raise ValueError(f"{field}: must be at most {maximum}, got {_describe(number)}")
     return number
 
 
 def validate_id(value: Any, field: str = "video_id") -> int:
     """Return a resource id (positive integer) or raise ``ValueError`` naming ``field``."""
-    return validate_integer(value, field, minimum=1)
+    return validate_integer(value, field, minimum=1, maximum=MAX_ID)
 
 
 def validate_video_file_url(value: Any, field: str = "video_file_url") -> str:
@@ -87,12 +95,55 @@ def validate_video_file_url(value: Any, field: str = "video_file_url") -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{field}: expected an absolute http(s) URL, got {_describe(value)}")
     url = value.strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for https://[::1/v.mp4
+        raise ValueError(f"{field}: not a valid URL ({exc}): {_describe_url(url)}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
         raise ValueError(
-            f"{field}: expected an absolute http(s) URL that the API can download directly, got {_describe(value)}"
+            f"{field}: expected an absolute http(s) URL that the API can download directly, got {_describe_url(url)}"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            f"{field}: must not contain credentials (user:password@); they would be logged and sent to the API. "
+            "Use a presigned or otherwise public URL"
         )
     return url
+
+
+def url_secrets(url: Any) -> list[str]:
+    """The parts of a URL that must never be shown: its query string (a presigned URL's signature,
+    credential and token) and the longer query values on their own (decoded), and any userinfo."""
+    from urllib.parse import parse_qsl
+
+    if not isinstance(url, str):
+        return []
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return [url] if "?" in url or "@" in url else []
+    secrets = [parts.query] if parts.query else []
+    # Short values ("3600", "AWS4-HMAC-SHA256") would mask innocent text everywhere; signatures are long.
+    secrets += [value for _, value in parse_qsl(parts.query) if len(value) > 16]
+    if parts.password:
+        secrets.append(parts.password)
+    return secrets
+
+
+def display_url(url: str) -> str:
+    """A URL for logs and XCom: scheme, host and path; query, fragment and credentials become ``***``."""
+    head = url.split("?", 1)[0].split("#", 1)[0]
+    scheme, sep, rest = head.partition("://")
+    authority, slash, path = rest.partition("/")
+    if sep and "@" in authority:
+        head = f"{scheme}://***@{authority.rsplit('@', 1)[1]}{slash}{path}"
+    return head + ("?***" if "?" in url else "")
+
+
+def _describe_url(url: str) -> str:
+    """A URL for error messages: never its query (a presigned URL's signature) or credentials."""
+    return _describe(display_url(url))
 
 
 def normalize_date(value: Any, field: str = "date") -> str:
@@ -171,7 +222,7 @@ def analysis_create_body(fps: Any) -> dict[str, Any]:
     """Return the body of ``POST /videos/{id}/analysis``: ``{}`` (server default) or ``{"fps": n}``."""
     if fps is None:
         return {}
-    return {"fps": validate_integer(fps, "fps", minimum=1)}
+    return {"fps": validate_integer(fps, "fps", minimum=1, maximum=MAX_FPS)}
 
 
 def validate_tracking_format(value: Any, field: str = "format") -> str:

@@ -309,10 +309,10 @@ NOW = 1_700_000_000.0
     ("header", "seconds"),
     [
         pytest.param("7", 7.0, id="delay-seconds"),
-        pytest.param("0.5", 0.5, id="fractional"),
+        pytest.param("1.5", 1.5, id="fractional"),
         pytest.param(email.utils.formatdate(NOW + 30, usegmt=True), 30.0, id="http-date"),
-        pytest.param(email.utils.formatdate(NOW - 30, usegmt=True), 0.0, id="http-date-past"),
-        pytest.param("-5", 0.0, id="negative"),
+        pytest.param(email.utils.formatdate(NOW - 30, usegmt=True), 1.0, id="http-date-past-is-the-floor"),
+        pytest.param("-5", 1.0, id="negative-is-the-floor"),
         pytest.param("soon", None, id="garbage"),
         pytest.param(None, None, id="absent"),
     ],

@@ -9,6 +9,7 @@ or ``aiohttp`` (the triggerer) lives here, once:
 * :func:`retry_options` — the tenacity policy: what is retried, backoff with jitter, ``Retry-After``;
 * :func:`is_transient` — what a waiting trigger may tolerate within its error budget;
 * :func:`outcome_unknown` — whether a failed POST may still have been carried out;
+  :func:`already_done` — a retried ``DELETE`` whose first attempt did it;
 * pagination (:func:`page_items`, :func:`next_page_request`).
 
 Nothing here performs I/O or imports an HTTP library.
@@ -29,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_aiontheball import __version__
-from airflow_provider_aiontheball.defaults import DEFAULT_CONN_ID
+from airflow_provider_aiontheball.defaults import (
+    DEFAULT_CONN_ID,
+    MAX_LIST_PAGES,
+    RETRY_AFTER_CAP_SECONDS,
+    RETRY_AFTER_FLOOR_SECONDS,
+)
 from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallAPIError,
     AIOnTheBallConfigurationError,
@@ -87,8 +93,8 @@ class RetryPolicy:
     def wait_seconds(self, attempt: int, retry_after: float | None, rng: Callable[[], float] = random.random) -> float:
         """Seconds to wait after failed ``attempt`` (1-based): the server's ``Retry-After`` if it gave
         one, else exponential backoff with jitter (between half and all of the step), capped."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_wait)
+        if retry_after is not None:  # already within [1 s, 5 min] (parse_retry_after)
+            return min(retry_after, self.max_wait)
         step = min(self.max_wait, self.min_wait * (2 ** (attempt - 1)))
         return step / 2 + rng() * step / 2
 
@@ -137,6 +143,21 @@ def is_loopback_host(hostname: str) -> bool:
         return False
 
 
+def safe_url(raw: str) -> str:
+    """``raw`` for messages: scheme, host, port and path only — never credentials, query or fragment."""
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(an unparseable URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port else host
+    hidden = " (credentials, query and fragment not shown)" if (parts.username or parts.query or parts.fragment) else ""
+    return truncate(f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else netloc + parts.path, 80) + hidden
+
+
 def resolve_base_url(host: str | None, *, port: int | None = None, conn_id: str = DEFAULT_CONN_ID) -> str:
     """Return the API base URL for a connection's ``host`` (empty → the public API).
 
@@ -153,15 +174,21 @@ def resolve_base_url(host: str | None, *, port: int | None = None, conn_id: str 
         if port:
             netloc = f"{netloc}:{port}"
         raw = f"https://{netloc}/{path or 'api/v1'}"
-    parts = urlsplit(raw)
-    scheme = parts.scheme.lower()
     where = f"Connection {conn_id!r}: base URL (host field)"
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise AIOnTheBallConfigurationError(
+            f"{where} is not a valid URL ({exc}); expected e.g. {DEFAULT_BASE_URL}"
+        ) from None
+    scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
         raise AIOnTheBallConfigurationError(
-            f"{where} must be an absolute https:// URL such as {DEFAULT_BASE_URL}, got {truncate(raw, 80)!r}"
+            f"{where} must be an absolute https:// URL such as {DEFAULT_BASE_URL}, got {safe_url(raw)!r}"
         )
     if parts.query or parts.fragment:
-        raise AIOnTheBallConfigurationError(f"{where} must not contain a query or fragment: {truncate(raw, 80)!r}")
+        raise AIOnTheBallConfigurationError(f"{where} must not contain a query or fragment: {safe_url(raw)!r}")
     if parts.username or parts.password:
         raise AIOnTheBallConfigurationError(
             f"{where} must not contain credentials; put the API token in the password field"
@@ -332,7 +359,11 @@ def transport_error(
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds from a ``Retry-After`` header, given as delay-seconds or an HTTP date; ``None`` if absent/bad."""
+    """Seconds from a ``Retry-After`` header, given as delay-seconds or an HTTP date; ``None`` if absent/bad.
+
+    Bounded to [``RETRY_AFTER_FLOOR_SECONDS``, ``RETRY_AFTER_CAP_SECONDS``] (1 s, 5 min): ``0`` or a date in
+    the past (clock skew) would otherwise spend a wait's whole error budget in milliseconds.
+    """
     if value is None:
         return None
     value = value.strip()
@@ -350,7 +381,8 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
         seconds = when.timestamp() - now()
     if not math.isfinite(seconds):
         return None
-    return max(seconds, 0.0)
+    # The one place a server's wish is bounded, for the hooks' retries and the waits alike.
+    return min(max(seconds, RETRY_AFTER_FLOOR_SECONDS), RETRY_AFTER_CAP_SECONDS)
 
 
 def _server_message(payload: Any) -> tuple[str | None, dict[str, list[str]]]:
@@ -413,29 +445,32 @@ def interpret_response(
             path=request.path,
             detail=f"expected a JSON body, got {truncate(settings.redact(text), 120)!r}",
         ) from None
-    return unwrap(payload, request, status)
+    return unwrap(payload, request, status, redact=settings.redact)
 
 
-def unwrap(payload: Any, request: ApiRequest, status: int = 200) -> Any:
-    """Check the envelope the endpoint documents and return the caller's part of ``payload``."""
+def unwrap(payload: Any, request: ApiRequest, status: int = 200, *, redact: Callable[[str], str] = str) -> Any:
+    """Check the envelope the endpoint documents and return the caller's part of ``payload``.
+
+    :param redact: applied to any text quoted from ``payload`` (the token must never be echoed).
+    """
 
     def malformed(expected: str) -> AIOnTheBallInvalidResponseError:
         return AIOnTheBallInvalidResponseError(
             status_code=status,
             method=request.method,
             path=request.path,
-            detail=f"expected {expected}, got {truncate(json.dumps(payload), 120)}",
+            detail=f"expected {expected}, got {truncate(redact(json.dumps(payload)), 120)}",
         )
 
     if request.envelope is Envelope.DATA:
         if not isinstance(payload, Mapping) or not isinstance(payload.get("data"), Mapping):
             raise malformed('a JSON object {"data": {...}}')
-        return dict(payload["data"])
+        return without_url_secrets(payload["data"])
     if request.envelope is Envelope.DATA_OR_BARE:
         if isinstance(payload, Mapping) and isinstance(payload.get("data"), Mapping):
-            return dict(payload["data"])
+            return without_url_secrets(payload["data"])
         if isinstance(payload, Mapping) and "id" in payload:
-            return dict(payload)
+            return without_url_secrets(payload)
         raise malformed('an object, bare or as {"data": {...}}')
     if request.envelope is Envelope.PAGE:
         if isinstance(payload, list) or (isinstance(payload, Mapping) and isinstance(payload.get("data"), list)):
@@ -449,9 +484,81 @@ def unwrap(payload: Any, request: ApiRequest, status: int = 200) -> Any:
 # --------------------------------------------------------------------------------------------------
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _same_server(link: Any, base: Any) -> bool:
+    """Whether a pagination link names the base URL's server. Only its path and query are used (the
+    request goes to the base URL), so a link that differs only by scheme or an explicit default port —
+    Laravel behind a TLS-terminating proxy writes ``http://`` — is the same server."""
+    if (link.hostname or "").lower() != (base.hostname or "").lower() or link.username or link.password:
+        return False
+    ports = {p for p in (link.port, base.port) if p is not None and p not in _DEFAULT_PORTS.values()}
+    return len(ports) <= 1 and (link.port == base.port or not ports)
+
+
+class PageGuard:
+    """Ends a listing that would not end by itself, whatever the server's links say.
+
+    An empty page ends it, and so does the last page ``meta.last_page`` announces. A page that repeats
+    the previous page's items, a request repeated, or more than ``max_pages`` pages is an error: a
+    listing that silently stopped early could hide the very video a create operator looks for.
+    """
+
+    def __init__(self, max_pages: int = MAX_LIST_PAGES) -> None:
+        self.max_pages = max_pages
+        self.pages = 0
+        self._requests: set[str] = set()
+        self._previous_ids: list[Any] | None = None
+
+    def admit(self, request: ApiRequest, page: Any, items: list[dict[str, Any]]) -> bool:
+        """Whether to use ``page``'s items and go on; raises for a listing that loops or never ends."""
+
+        def looping(why: str) -> AIOnTheBallInvalidResponseError:
+            return AIOnTheBallInvalidResponseError(
+                status_code=200, method=request.method, path=request.path, detail=f"pagination does not end: {why}"
+            )
+
+        self.pages += 1
+        if request.display in self._requests:
+            raise looping(f"{request.display} was already listed")
+        self._requests.add(request.display)
+        if self.pages > self.max_pages:
+            raise looping(f"more than {self.max_pages} pages")
+        if not items:
+            return False
+        ids = [item.get("id") for item in items]
+        if ids == self._previous_ids:
+            raise looping(f"page {self.pages} repeats the items of page {self.pages - 1}")
+        self._previous_ids = ids
+        return True
+
+
+def page_is_last(page: Any) -> bool:
+    """Whether ``page`` says it is the last one (``meta.current_page >= meta.last_page``)."""
+    meta = page.get("meta") if isinstance(page, Mapping) else None
+    if not isinstance(meta, Mapping):
+        return not isinstance(page, Mapping)  # a bare list is the only page
+    current, last = meta.get("current_page"), meta.get("last_page")
+    return isinstance(current, int) and isinstance(last, int) and current >= last
+
+
 def page_items(page: Any) -> list[dict[str, Any]]:
     items = page if isinstance(page, list) else page.get("data", [])
-    return [dict(item) for item in items if isinstance(item, Mapping)]
+    return [without_url_secrets(item) for item in items if isinstance(item, Mapping)]
+
+
+def without_url_secrets(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """``resource`` with an echoed ``video_file_url`` (undocumented; some servers may) cut to scheme,
+    host and path: a presigned URL's signature must not travel on into XCom, trigger events or logs.
+    The one place both hooks read every video through."""
+    data = dict(resource)
+    url = data.get("video_file_url")
+    if isinstance(url, str) and ("?" in url or "@" in url or "#" in url):
+        from airflow_provider_aiontheball.validation import display_url
+
+        data["video_file_url"] = display_url(url)
+    return data
 
 
 def next_page_request(settings: ClientSettings, request: ApiRequest, page: Any) -> ApiRequest | None:
@@ -466,11 +573,13 @@ def next_page_request(settings: ClientSettings, request: ApiRequest, page: Any) 
     links = page.get("links")
     next_url = links.get("next") if isinstance(links, Mapping) else None
     if isinstance(next_url, str) and next_url:
-        parts = urlsplit(next_url)
+        try:
+            parts = urlsplit(next_url)
+            same_server = not parts.scheme or _same_server(parts, urlsplit(settings.base_url))
+        except ValueError:
+            parts, same_server = urlsplit(""), False
         base = urlsplit(settings.base_url)
-        if (parts.scheme and (parts.scheme, parts.netloc) != (base.scheme, base.netloc)) or not (
-            parts.path.startswith(base.path)
-        ):
+        if not same_server or not parts.path.startswith(base.path):
             raise AIOnTheBallInvalidResponseError(
                 status_code=200,
                 method=request.method,
@@ -530,6 +639,12 @@ def outcome_unknown(exc: BaseException) -> bool:
     if isinstance(exc, AIOnTheBallAPIError):
         return exc.status_code >= 500
     return False
+
+
+def already_done(request: ApiRequest, exc: BaseException) -> bool:
+    """Whether ``exc``, answering a retry of ``request`` after an attempt whose outcome is unknown, means
+    that attempt did it: a ``DELETE`` answered 404 deleted the resource the first time."""
+    return request.method == "DELETE" and isinstance(exc, AIOnTheBallAPIError) and exc.status_code == 404
 
 
 def is_transient(exc: BaseException) -> bool:

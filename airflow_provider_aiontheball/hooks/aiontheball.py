@@ -24,6 +24,7 @@ import tenacity
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_aiontheball.exceptions import (
+    AIOnTheBallAuthError,
     AIOnTheBallConfigurationError,
     AIOnTheBallError,
     AIOnTheBallNotFoundError,
@@ -41,9 +42,13 @@ from airflow_provider_aiontheball.hooks._client import (
     DEFAULT_CONN_ID,
     ApiRequest,
     ClientSettings,
+    PageGuard,
+    already_done,
     connect_timeout_error,
     interpret_response,
     next_page_request,
+    outcome_unknown,
+    page_is_last,
     page_items,
     read_timeout_error,
     resolve_settings,
@@ -254,12 +259,45 @@ class AIOnTheBallHook(_AIOnTheBallHookBase):
         self.close()
 
     def run(self, request: ApiRequest) -> Any:
-        """Send ``request`` with the retry policy and return the interpreted result."""
+        """Send ``request`` with the retry policy and return the interpreted result.
+
+        A 401/403 makes the hook read the connection again, once: if its token changed (rotated), the
+        request is sent again with the new one (a refused request was not carried out).
+        """
         settings = self.settings
+        try:
+            return self._run_with(settings, request)
+        except AIOnTheBallAuthError:
+            fresh = self._reload_settings()
+            if fresh.token == settings.token:
+                raise
+            self.log.info(
+                "The API refused the token and connection %r now holds a different one (rotated): retrying with it.",
+                self.aiontheball_conn_id,
+            )
+            return self._run_with(fresh, request)
+
+    def _reload_settings(self) -> ClientSettings:
+        self.__dict__.pop("settings", None)
+        return self.settings
+
+    def _run_with(self, settings: ClientSettings, request: ApiRequest) -> Any:
         if settings.retry.retry_limit == 0:
             return self._send_once(settings, request)
-        retrying = tenacity.Retrying(**retry_options(settings, request, self.log))
-        return retrying(self._send_once, settings, request)
+        unknown = False  # an earlier attempt may have been carried out
+
+        def attempt() -> Any:
+            nonlocal unknown
+            try:
+                return self._send_once(settings, request)
+            except AIOnTheBallError as exc:
+                if unknown and already_done(request, exc):
+                    self.log.info("%s: an earlier attempt already did it (%s)", request.display, exc.status_code)
+                    return None
+                unknown = unknown or outcome_unknown(exc)
+                raise
+
+        return tenacity.Retrying(**retry_options(settings, request, self.log))(attempt)
 
     def _send_once(self, settings: ClientSettings, request: ApiRequest, stream_to: IO[bytes] | None = None) -> Any:
         import requests
@@ -276,6 +314,9 @@ class AIOnTheBallHook(_AIOnTheBallHookBase):
                 timeout=(settings.connect_timeout, settings.read_timeout),
                 allow_redirects=False,  # a redirect elsewhere must not take the token along
                 stream=stream_to is not None,
+                # An explicit (no-op) auth: without one, requests replaces our Authorization header with
+                # Basic auth from a ~/.netrc entry for the API host. Proxies still come from the environment.
+                auth=_keep_authorization_header,
             )
             with response:
                 if stream_to is not None and 200 <= response.status_code < 300:
@@ -305,14 +346,14 @@ class AIOnTheBallHook(_AIOnTheBallHookBase):
     def list_videos(self) -> Iterator[dict[str, Any]]:
         """Yield every video of the organization, following pagination across all pages."""
         request: ApiRequest | None = endpoints.list_videos()
-        seen: set[str] = set()
+        guard = PageGuard()  # a server looping its links, or never ending them, must not loop us forever
         while request is not None:
-            if request.display in seen:
-                break  # a server looping its links must not loop us forever
-            seen.add(request.display)
             page = self.run(request)
-            yield from page_items(page)
-            request = next_page_request(self.settings, request, page)
+            items = page_items(page)
+            if not guard.admit(request, page, items):
+                return
+            yield from items
+            request = None if page_is_last(page) else next_page_request(self.settings, request, page)
 
     def get_video(self, video_id: int | str) -> dict[str, Any]:
         """Return video ``video_id`` (``GET /videos/{id}``), including ``status`` and ``mp4_source``."""
@@ -480,6 +521,11 @@ class AIOnTheBallHook(_AIOnTheBallHookBase):
         return True, f"Connected to the AI on the Ball API at {settings.base_url}: {count} video(s) visible."
 
 
+def _keep_authorization_header(request: Any) -> Any:
+    """``requests`` auth that leaves the prepared request as it is (see ``_send_once``)."""
+    return request
+
+
 def _never_connected(exc: Exception) -> bool:
     """Whether a ``requests`` connection error happened before the request could reach the server."""
     import urllib3.exceptions
@@ -569,11 +615,30 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
             await shared_sessions.release(self._settings.base_url, session)
 
     async def run(self, request: ApiRequest) -> Any:
-        """Send ``request`` with the retry policy and return the interpreted result."""
+        """Send ``request`` with the retry policy and return the interpreted result.
+
+        A 401/403 makes the hook load the connection again (bypassing the shared minute), once: if the
+        token changed (rotated), the request is sent again with it, as in :meth:`AIOnTheBallHook.run`.
+        """
         if self._session is None:  # one-off use outside ``async with``: borrow the session for this call
             async with self:
                 return await self.run(request)
         settings = await self.get_settings()
+        try:
+            return await self._run_with(settings, request)
+        except AIOnTheBallAuthError:
+            key = (self.aiontheball_conn_id, tuple(sorted(self._overrides.items())))
+            fresh = await shared_settings.refresh(key, self._load_settings, stale=settings)
+            if fresh.token == settings.token or fresh.base_url != settings.base_url:
+                raise
+            self._settings = fresh
+            self.log.info(
+                "The API refused the token and connection %r now holds a different one (rotated): retrying with it.",
+                self.aiontheball_conn_id,
+            )
+            return await self._run_with(fresh, request)
+
+    async def _run_with(self, settings: ClientSettings, request: ApiRequest) -> Any:
         if settings.retry.retry_limit == 0:
             # Triggers retry between polls, within their error budget. Skipping tenacity here is not
             # only cheaper: its per-call retry state is cyclic garbage, and at 1,000 triggers the
@@ -587,8 +652,13 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
 
         assert self._session is not None
         if self._client_timeout is None:
+            # ``connect`` bounds the wait for a free pooled connection as well as the handshake: without
+            # it a burst that fills the pool queues forever.
             self._client_timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+                total=None,
+                connect=settings.connect_timeout + settings.read_timeout,
+                sock_connect=settings.connect_timeout,
+                sock_read=settings.read_timeout,
             )
         body = request.body_bytes()
         try:

@@ -12,10 +12,12 @@ DAG files import this module: it imports no HTTP library and builds no hook unti
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -303,7 +305,10 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
     Without ``output_path`` the task returns ``{name: result}`` (XCom: keep it to small results).
     With ``output_path`` — a local directory or an object-storage URI such as ``s3://bucket/prefix``
     (any ``ObjectStoragePath`` scheme) — each result is written to
-    ``analysis_<id>_<name>.<json|parquet>`` there and the task returns ``{name: path}``.
+    ``analysis_<id>_<name>.<json|parquet>`` there and the task returns ``{name: path}``. Each file is
+    written under a temporary name beside it (``<name>.<random>.part``) and moved into place only when
+    complete: a failed or interrupted task leaves nothing under the final name (an earlier complete file
+    stays) and removes its temporary file.
 
     The analysis must be ``done``: that is checked first, and results requested earlier fail with
     :class:`~airflow_provider_aiontheball.exceptions.AIOnTheBallResultsNotReadyError` (retries apply).
@@ -433,20 +438,50 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
         if not self.output_path:
             return data
         target = self._target(f"analysis_{analysis_id}_{name}.json")
-        with target.open("w") as handle:
+        with self._written_atomically(target) as partial, partial.open("w") as handle:
             json.dump(data, handle)
         self.log.info("Wrote %s to %s", name, target)
         return str(target)
 
     def _download_tracking(self, analysis_id: int) -> str:
         target = self._target(f"analysis_{analysis_id}_tracking.{self.tracking_format}")
-        if isinstance(target, Path):
-            self.hook.download_tracking(analysis_id, target, format=self.tracking_format)
-        else:
-            with target.open("wb") as handle:
-                self.hook.download_tracking(analysis_id, handle, format=self.tracking_format)
+        # A handle on the temporary file: the hook rewinds it for a retry when it is seekable (local files)
+        # and does not retry an interrupted download it cannot rewind (most object-store uploads).
+        with self._written_atomically(target) as partial, partial.open("wb") as handle:
+            self.hook.download_tracking(analysis_id, handle, format=self.tracking_format)
         self.log.info("Wrote tracking (%s) to %s", self.tracking_format, target)
         return str(target)
+
+    @contextlib.contextmanager
+    def _written_atomically(self, target: Any) -> Iterator[Any]:
+        """Yield a temporary sibling of ``target`` (a ``Path`` or ``ObjectStoragePath``) to write; move it
+        onto ``target`` when the block succeeds.
+
+        The temporary name, ``<name>.<random>.part``, is in the same directory or prefix, so the move stays
+        within one filesystem or bucket. On any failure the temporary file is removed (best effort, the
+        original error is raised) and ``target`` is neither created nor replaced.
+        """
+        partial = target.with_name(f"{target.name}.{secrets.token_hex(8)}.part")
+        try:
+            yield partial
+            # Not ``isinstance(partial, Path)``: on Airflow 2 an ObjectStoragePath is a ``pathlib.Path`` too.
+            if "://" not in str(self.output_path):
+                partial.replace(target)  # one rename(2): atomic, replaces an earlier result
+            else:
+                # ObjectStoragePath's own move (fsspec ``mv``): a rename on local and HDFS-like filesystems; on
+                # object stores (S3, GCS, Azure Blob) a server-side copy then a delete of the temporary object.
+                # Not atomic as a whole, but the copy publishes the final object complete or not at all.
+                partial.move(target)
+        except BaseException:
+            self._remove_partial(partial)
+            raise
+
+    def _remove_partial(self, partial: Any) -> None:
+        """Remove a temporary result file, if it exists; a failure to do so is logged, never raised."""
+        try:
+            partial.unlink(missing_ok=True)
+        except Exception as exc:
+            self.log.warning("Could not remove the temporary file %s: %s", partial, exc)
 
     def _target(self, filename: str) -> Any:
         """``output_path / filename``: a local ``Path`` (directories created) or an ``ObjectStoragePath``."""

@@ -49,20 +49,14 @@ STATE_KEY_VIDEO = "aiontheball_create_video"
 
 
 def _same_value(name: str, listed: Any, submitted: Any) -> bool:
+    if name == "video_file_url" and isinstance(listed, str):
+        # The hooks cut a listed URL to scheme, host and path (hooks/_client.without_url_secrets).
+        from airflow_provider_aiontheball.validation import display_url
+
+        return display_url(listed) == display_url(str(submitted))
     if name == "date" and isinstance(listed, str):
         return listed[:10] == str(submitted)  # "2025-01-15" or "2025-01-15T00:00:00Z"
     return bool(listed == submitted)
-
-
-def _display_url(url: str) -> str:
-    """The URL without query, fragment or credentials: a presigned URL's signature is a secret."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}" + ("?***" if parts.query else "")
 
 
 class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
@@ -168,6 +162,18 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         """The (rendered) fields of the POST, by API name."""
         return {name: getattr(self, name) for name in self.template_fields}
 
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Render, then register the URL's secret parts (query, credentials) with Airflow's secrets
+        masker before Airflow stores the rendered fields or anything is logged: a presigned URL's
+        signature is a credential. The UI then shows ``https://bucket/key.mp4?***``."""
+        super().render_template_fields(context, jinja_env)
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        from airflow_provider_aiontheball.validation import url_secrets
+
+        for secret in url_secrets(self.video_file_url):
+            mask_secret(secret)
+
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_aiontheball.exceptions import bad_input_fails_task
         from airflow_provider_aiontheball.validation import video_create_body
@@ -195,6 +201,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError
         from airflow_provider_aiontheball.operators._create import CreateSpec, create_exactly_once
         from airflow_provider_aiontheball.statuses import VIDEO_STATUSES
+        from airflow_provider_aiontheball.validation import display_url
 
         if not any(body.get(name) for name in _DOCUMENTED_IDENTIFYING_FIELDS):
             self.log.warning(
@@ -234,7 +241,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
             video.get("id"),
             video.get("game_name"),
             video.get("status"),
-            _display_url(body["video_file_url"]),
+            display_url(body["video_file_url"]),
         )
         return video
 

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from airflow_provider_aiontheball.triggers._base import AIOnTheBallWaitTrigger
 
 
+#: Task state store key of a reschedule-mode sensor's error streak (renaming it loses stored streaks).
+STATE_KEY_POKE_ERRORS = "aiontheball_poke_errors"
+
+
 class AIOnTheBallWaitSensor(BaseSensorOperator):
     """Wait for a video or analysis to finish; subclasses fix the resource kind.
 
@@ -118,7 +122,9 @@ class AIOnTheBallWaitSensor(BaseSensorOperator):
     def _budget(self) -> ErrorBudget:
         from airflow_provider_aiontheball.polling import ErrorBudget
 
-        return ErrorBudget(self.max_consecutive_errors, self.error_budget_seconds)
+        # Wall clock in reschedule mode: the streak may continue in a later poke's process.
+        clock = time.time if self.reschedule else time.monotonic
+        return ErrorBudget(self.max_consecutive_errors, self.error_budget_seconds, clock=clock)
 
     @cached_property
     def _started(self) -> float:
@@ -129,9 +135,25 @@ class AIOnTheBallWaitSensor(BaseSensorOperator):
         from airflow_provider_aiontheball._waiting import poll_once
 
         resource_id = self.resource_id
-        resource = poll_once(
-            self._observer, self._budget, lambda: self.fetch(resource_id), time.monotonic() - self._started
-        )
+        # In reschedule mode every poke is a new run: the error budget's streak is kept in the task
+        # state store (Airflow 3.3+), so a persistent 5xx fails the task after the budget, not only at
+        # the sensor's timeout. Without a store (Airflow < 3.3) each poke starts a new streak.
+        store = context.get("task_state_store") if self.reschedule else None
+        if store is not None:
+            self._budget.restore(store.get(STATE_KEY_POKE_ERRORS))
+        try:
+            resource = poll_once(
+                self._observer, self._budget, lambda: self.fetch(resource_id), time.monotonic() - self._started
+            )
+        except Exception:
+            if store is not None:
+                store.delete(STATE_KEY_POKE_ERRORS)  # a retry of the task starts with a new budget
+            raise
+        if store is not None:
+            if (streak := self._budget.state()) is not None:
+                store.set(STATE_KEY_POKE_ERRORS, streak)
+            else:
+                store.delete(STATE_KEY_POKE_ERRORS)
         if resource is None:
             last = self._observer.last_resource
             if last is not None and not self._budget.consecutive:  # progress line with an ETA, if any

@@ -150,7 +150,15 @@ ANALYSIS_UUID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://aionthe
 
 VIDEO_OUTCOMES: Final = ("available", "error", "no_match_detected", "stuck")
 ANALYSIS_OUTCOMES: Final = ("done", "error")
-FAULT_KINDS: Final = ("status", "status_after_processing", "drop", "drop_after_processing", "slow", "malformed")
+FAULT_KINDS: Final = (
+    "status",
+    "status_after_processing",
+    "drop",
+    "drop_after_processing",
+    "slow",
+    "malformed",
+    "truncate",
+)
 FILTER_TYPES: Final = (
     "event_property",
     "frame_state",
@@ -225,7 +233,9 @@ class SimulatorConfig:
     commit_delay_seconds: float = 0.0
 
 
-FaultKind = Literal["status", "status_after_processing", "drop", "drop_after_processing", "slow", "malformed"]
+FaultKind = Literal[
+    "status", "status_after_processing", "drop", "drop_after_processing", "slow", "malformed", "truncate"
+]
 
 
 @dataclass
@@ -237,7 +247,11 @@ class Fault:
         503 after the backend committed), ``drop`` (close the connection
         without answering, before processing), ``drop_after_processing`` (process, then close
         without answering: a lost response), ``slow`` (wait ``delay`` seconds, then answer
-        normally) or ``malformed`` (answer 200 with a body that is not the expected JSON).
+        normally), ``malformed`` (answer 200 with a body that is not the expected JSON) or
+        ``truncate`` (process, start the normal response — status, headers — and send the first
+        half of its body, then close the connection: an interrupted download. A streamed body, the
+        tracking download, ends without its terminating chunk; any other body falls short of its
+        ``Content-Length``).
     :param count: how many matching requests the fault applies to.
     :param method: HTTP method to match, or ``None`` for any.
     :param path: path relative to ``/api/v1`` to match, or ``None`` for any. Matching is by path
@@ -1616,6 +1630,8 @@ def _tracking_parquet() -> bytes:
 _WEBHOOK_KEY: Final = web.AppKey("aib_webhook_tasks", list)
 _ORG_KEY: Final = web.RequestKey("aib_org", str)
 _BODY_KEY: Final = web.RequestKey("aib_body", object)
+#: Set on a request a ``truncate`` fault applies to: a streaming handler sends half its body (see ``_write_body``).
+_TRUNCATE_KEY: Final = web.RequestKey("aib_truncate", bool)
 
 
 class Simulator:
@@ -2138,18 +2154,18 @@ class Simulator:
         )
         response.enable_chunked_encoding()
         await response.prepare(request)
+        chunks: list[bytes] = []
         if fmt == "parquet":
             data = _tracking_parquet()
-            for start in range(0, len(data), 16_384):
-                await response.write(data[start : start + 16_384])
+            chunks = [data[start : start + 16_384] for start in range(0, len(data), 16_384)]
         else:
             rows = tracking_sample_rows()
             for start in range(0, len(rows), 100):
                 chunk = ",".join(json.dumps(row, separators=(",", ":")) for row in rows[start : start + 100])
                 prefix = "[" if start == 0 else ","
-                await response.write((prefix + chunk).encode())
-            await response.write(b"]" if rows else b"[]")
-        await response.write_eof()
+                chunks.append((prefix + chunk).encode())
+            chunks.append(b"]" if rows else b"[]")
+        await self._write_body(request, response, chunks)
         return response
 
     # ---- control handlers (no auth; never under /api/v1) ---------------------------------------
@@ -2297,6 +2313,45 @@ class Simulator:
         return web.Response(status=599)
 
     @staticmethod
+    def _cut(request: web.Request) -> None:
+        """Close the connection after what was written so far (``close()`` sends buffered data first).
+
+        aiohttp's own end of the response then fails on the closing transport, which it treats as a
+        premature client disconnection: no terminating chunk is sent and nothing is logged.
+        """
+        transport = request.transport
+        if transport is not None:
+            transport.close()
+
+    async def _write_body(self, request: web.Request, response: web.StreamResponse, chunks: list[bytes]) -> None:
+        """Write a prepared streaming response's body and end it; under a ``truncate`` fault only its
+        first half, then close the connection."""
+        if not request.get(_TRUNCATE_KEY):
+            for chunk in chunks:
+                await response.write(chunk)
+            await response.write_eof()
+            return
+        budget = sum(len(chunk) for chunk in chunks) // 2
+        for chunk in chunks:
+            if budget <= 0:
+                break
+            await response.write(chunk[:budget])
+            budget -= len(chunk)
+        self._cut(request)
+
+    async def _truncated(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        """Send a handler's unsent response with its full ``Content-Length`` but only half its body."""
+        if response.prepared:  # a streaming handler (the tracking download) already truncated itself
+            return response
+        body = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else b""
+        started = web.StreamResponse(status=response.status, reason=response.reason, headers=response.headers)
+        started.content_length = len(body)
+        await started.prepare(request)
+        await started.write(body[: len(body) // 2])
+        self._cut(request)
+        return started
+
+    @staticmethod
     def _status_response(fault: Fault) -> web.StreamResponse:
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
         message = fault.message or _HTTP_REASONS.get(fault.status) or f"HTTP {fault.status}"
@@ -2349,11 +2404,15 @@ class Simulator:
             try:
                 response = await self._apply_fault(request, fault) if fault is not None else None
                 if response is None:
+                    if fault is not None and fault.kind == "truncate":
+                        request[_TRUNCATE_KEY] = True
                     response = await self._api(request, handler, record)
                     if fault is not None and fault.kind == "drop_after_processing":
                         response = self._drop(request)
                     elif fault is not None and fault.kind == "status_after_processing":
                         response = self._status_response(fault)
+                    elif fault is not None and fault.kind == "truncate":
+                        response = await self._truncated(request, response)
             except Exception:
                 log.exception("Simulator error while handling %s %s", request.method, record.path)
                 response = web.json_response({"message": "Server Error."}, status=500)

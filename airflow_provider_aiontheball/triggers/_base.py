@@ -179,9 +179,14 @@ class AIOnTheBallWaitTrigger(BaseTrigger):
                     if self.end_time is not None and time.time() >= self.end_time:
                         yield self._event(EventStatus.TIMEOUT, observer.last_status, observer.timed_out(self._waited()))
                         return
+                    remaining = None if self.end_time is None else max(self.end_time - time.time(), 0.0)
                     try:
-                        resource = await self.fetch(hook)
+                        # The deadline bounds the request too: a slow answer must not make the timeout late.
+                        async with asyncio.timeout(remaining):
+                            resource = await self.fetch(hook)
                     except Exception as exc:
+                        if isinstance(exc, TimeoutError) and self.end_time is not None and time.time() >= self.end_time:
+                            continue  # the deadline passed during the request: the loop's top reports it
                         if (message := observer.terminal_error_message(exc)) is not None:
                             yield self._event(EventStatus.FAILED, observer.last_status, message)
                             return
