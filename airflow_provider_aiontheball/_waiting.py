@@ -133,13 +133,20 @@ class WaitObserver:
     def gave_up(self, budget_description: str) -> str:
         return f"gave up waiting for {self.name}: the API kept failing ({budget_description})"
 
+    def tolerates(self, exc: BaseException) -> bool:
+        """Whether the wait goes on after ``exc``, within its error budget: transient trouble
+        (``is_transient``), and a refused token once this wait has polled successfully — a rotation
+        in progress (the old token revoked before the connection holds the new one; the hook reloads
+        the connection on every refusal), not a wrong token, which fails the first poll at once."""
+        return is_transient(exc) or (isinstance(exc, AIOnTheBallAuthError) and self.last_resource is not None)
+
     def terminal_error_message(self, exc: Exception) -> str | None:
         """The message for an error that ends the wait for good (resource gone, access refused), else None."""
         if isinstance(exc, AIOnTheBallRouteMissingError):
             return f"cannot follow {self.name}: {exc.detail}; give the video_id to follow it through its video"
         if isinstance(exc, AIOnTheBallNotFoundError):
             return f"{self.name} no longer exists ({exc.detail})"
-        if isinstance(exc, AIOnTheBallAuthError):
+        if isinstance(exc, AIOnTheBallAuthError) and self.last_resource is None:
             return (
                 f"connection {self.conn_id!r} was refused with {exc.status_code} while waiting for {self.name}: "
                 f"check its API token and access ({exc.detail})"
@@ -162,7 +169,7 @@ def poll_once(
     except Exception as exc:
         if (message := observer.terminal_error_message(exc)) is not None:
             raise AIOnTheBallTerminalError(message) from exc
-        if not is_transient(exc):
+        if not observer.tolerates(exc):
             raise
         reason = describe_failure(exc)
         if budget.record_failure(reason):

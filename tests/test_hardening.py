@@ -164,6 +164,32 @@ async def test_a_token_rotated_mid_wait_does_not_fail_the_wait(aiontheball_conn,
     assert refused, "the old token was refused at least once, and the wait went on"
 
 
+@pytest.mark.asyncio
+async def test_a_token_revoked_before_the_connection_is_updated_does_not_fail_the_wait(aiontheball_conn, monkeypatch):
+    # The other order of a rotation: the old token stops working first, the connection gets the new
+    # one a moment later. A wait that already polled successfully tolerates the refusals meanwhile.
+    video_id = await asyncio.to_thread(lambda: AIOnTheBallHook().create_video(PRESIGNED)["id"])
+    run = AIOnTheBallVideoTrigger(video_id, **FAST).run()
+    first = asyncio.ensure_future(run.__anext__())
+
+    async def until(condition) -> None:
+        for _ in range(500):  # bounded
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+
+    def polls(status: int) -> list[dict]:
+        return [r for r in api_requests(aiontheball_conn, "GET", f"/videos/{video_id}") if r["status"] == status]
+
+    await until(lambda: polls(200))
+    aiontheball_conn.simulator.config.tokens = {}  # revoked; the connection still holds it
+    await until(lambda: polls(401))
+    assert not first.done(), "a refused poll after successful ones is not the end of the wait"
+    _rotate(aiontheball_conn, monkeypatch)
+    event = (await asyncio.wait_for(first, 15)).payload
+    assert event["status"] == "success", event
+
+
 def test_the_sync_hook_follows_a_rotated_token(aiontheball_conn, monkeypatch):
     hook = AIOnTheBallHook()
     video_id = hook.create_video(PRESIGNED)["id"]

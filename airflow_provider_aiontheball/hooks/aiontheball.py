@@ -629,9 +629,11 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
         except AIOnTheBallAuthError:
             key = (self.aiontheball_conn_id, tuple(sorted(self._overrides.items())))
             fresh = await shared_settings.refresh(key, self._load_settings, stale=settings)
-            if fresh.token == settings.token or fresh.base_url != settings.base_url:
+            if fresh.base_url != settings.base_url:
                 raise
-            self._settings = fresh
+            self._settings = fresh  # the next refusal reloads again (a revocation may precede the new token)
+            if fresh.token == settings.token:
+                raise
             self.log.info(
                 "The API refused the token and connection %r now holds a different one (rotated): retrying with it.",
                 self.aiontheball_conn_id,

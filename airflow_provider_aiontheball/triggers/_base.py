@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_aiontheball._waiting import WaitObserver
-from airflow_provider_aiontheball.hooks._client import DEFAULT_CONN_ID, describe_failure, is_transient
+from airflow_provider_aiontheball.hooks._client import DEFAULT_CONN_ID, describe_failure
 from airflow_provider_aiontheball.polling import (
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
@@ -190,7 +190,7 @@ class AIOnTheBallWaitTrigger(BaseTrigger):
                         if (message := observer.terminal_error_message(exc)) is not None:
                             yield self._event(EventStatus.FAILED, observer.last_status, message)
                             return
-                        if not is_transient(exc):
+                        if not observer.tolerates(exc):
                             raise
                         reason = describe_failure(exc)
                         if budget.record_failure(reason):
