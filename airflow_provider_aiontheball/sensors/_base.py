@@ -139,18 +139,19 @@ class AIOnTheBallWaitSensor(BaseSensorOperator):
         # state store (Airflow 3.3+), so a persistent 5xx fails the task after the budget, not only at
         # the sensor's timeout. Without a store (Airflow < 3.3) each poke starts a new streak.
         store = context.get("task_state_store") if self.reschedule else None
+        saved = store.get(STATE_KEY_POKE_ERRORS) if store is not None else None
         if store is not None:
-            self._budget.restore(store.get(STATE_KEY_POKE_ERRORS))
+            self._budget.restore(saved)
         try:
             resource = poll_once(
                 self._observer, self._budget, lambda: self.fetch(resource_id), time.monotonic() - self._started
             )
         except Exception:
-            if store is not None:
-                store.delete(STATE_KEY_POKE_ERRORS)  # a retry of the task starts with a new budget
+            if saved is not None:
+                store.delete(STATE_KEY_POKE_ERRORS)  # type: ignore[union-attr]  # a retry starts a new budget
             raise
-        if store is not None:
-            if (streak := self._budget.state()) is not None:
+        if store is not None and (streak := self._budget.state()) != saved:
+            if streak is not None:
                 store.set(STATE_KEY_POKE_ERRORS, streak)
             else:
                 store.delete(STATE_KEY_POKE_ERRORS)
