@@ -209,6 +209,20 @@ def test_a_video_that_ended_in_error_is_not_reused_by_the_retry(airflow_db, aion
     assert any("ended in 'error'" in m for m in all_logs.messages)
 
 
+@pytest.mark.skipif(not HAS_TASK_STATE_STORE, reason="the stored id exists only with a task state store (3.3+)")
+def test_a_stored_video_that_is_gone_is_replaced(airflow_db, aiontheball_conn, all_logs):
+    # Try 1 creates video 790 and fails on a 500 while waiting; by try 2 the stored video answers 404
+    # (deleted, or a cleared run whose state outlived its video). The retry must create a new one.
+    inject(aiontheball_conn, kind="status", status=500, method="GET", path="/videos/790")
+    inject(aiontheball_conn, kind="status", status=404, method="GET", path="/videos/790", count=100)
+    source = WAITING_VIDEO.format(durable=True).replace("**WAIT,", "**WAIT, commit_grace_period=0.2,")
+    dag_run = run("gone_video", source)
+    assert states(dag_run) == {("create_video", -1): "success"}
+    assert try_number(dag_run, "create_video") == 2
+    assert xcom_value(dag_run, "create_video", "video_id") == 791
+    assert any("no longer exists; creating a new one" in m for m in all_logs.messages)
+
+
 @pytest.mark.parametrize("durable", PATHS)
 def test_a_crashed_try_is_continued_on_the_same_video(airflow_db, aiontheball_conn, durable):
     # Try 1 creates the video and dies while waiting (its error budget is spent on a 500). The retry
