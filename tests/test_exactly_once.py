@@ -9,6 +9,8 @@ an earlier try's resource by its documented fields.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -341,3 +343,68 @@ def test_an_analysis_that_ended_in_error_is_not_reused(airflow_db, aiontheball_c
     assert aiontheball_conn.simulator.analysis_json(1247)["status"] == "error"
     assert xcom_value(dag_run, "create_analysis", "analysis_id") == 1248
     assert any("ended in 'error'" in m for m in all_logs.messages)
+
+
+# --------------------------------------------------------------------------------------------------
+# The durable record itself (execute() called directly, with a stand-in for Airflow's store)
+# --------------------------------------------------------------------------------------------------
+
+
+class RecordingStateStore:
+    """Stand-in for ``context["task_state_store"]`` (Airflow 3.3's ``get``/``set``/``delete``), kept
+    across "tries" the way Airflow keeps it for a task instance."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def get(self, key: str, default: object = None) -> object:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: object) -> None:
+        assert value is not None
+        self.values[key] = json.loads(json.dumps(value))  # JSON only, as the real store
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def durable_context(store: RecordingStateStore, try_number: int) -> dict:
+    context = task_context(try_number=try_number)
+    context["task_state_store"] = store
+    return context
+
+
+def test_the_record_holds_a_fingerprint_never_the_url(aiontheball_conn):
+    store = RecordingStateStore()
+    presigned = f"{URL_A}?X-Amz-Signature=0123456789abcdef0123456789abcdef"
+    AIOnTheBallCreateVideoOperator(task_id="create_video", video_file_url=presigned, title="Ajax vs PSV").execute(
+        durable_context(store, 1)
+    )
+    (record,) = store.values.values()
+    assert record["id"] == 790
+    assert set(record) == {"request", "posted_at", "id"}
+    assert "X-Amz-Signature" not in json.dumps(store.values)
+
+
+def test_changed_inputs_after_a_clear_create_a_new_video(aiontheball_conn, all_logs):
+    store = RecordingStateStore()
+    AIOnTheBallCreateVideoOperator(task_id="create_video", video_file_url=URL_A, title="Ajax vs PSV").execute(
+        durable_context(store, 1)
+    )
+    # The user fixed the source URL and cleared the task: the stored video is of the old URL.
+    video = AIOnTheBallCreateVideoOperator(task_id="create_video", video_file_url=URL_B, title="Ajax vs PSV").execute(
+        durable_context(store, 2)
+    )
+    assert video["id"] == 791
+    assert aiontheball_conn.simulator.submitted_video(791)["video_file_url"] == URL_B
+    assert any("from other inputs; creating a new one" in m for m in all_logs.messages)
+
+
+def test_same_inputs_after_a_clear_reattach_without_a_lookup(aiontheball_conn):
+    store = RecordingStateStore()
+    task = AIOnTheBallCreateVideoOperator(task_id="create_video", video_file_url=URL_A, title="Ajax vs PSV")
+    first = task.execute(durable_context(store, 1))
+    second = task.execute(durable_context(store, 2))
+    assert second["id"] == first["id"]
+    assert len(create_posts(aiontheball_conn)) == 1
+    assert lists(aiontheball_conn) == []
