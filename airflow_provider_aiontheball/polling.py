@@ -21,7 +21,6 @@ from airflow_provider_aiontheball.defaults import (  # re-exported: the schedule
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     DEFAULT_MIN_POLL_INTERVAL,
     DEFAULT_POLL_INTERVAL,
-    RETRY_AFTER_FLOOR_SECONDS,
 )
 
 __all__ = [
@@ -93,8 +92,8 @@ class AdaptiveSchedule:
     def after_failure(self, retry_after: float | None = None) -> float:
         """Seconds until the next poll after a transient failure."""
         self._failures += 1
-        if retry_after is not None:  # bounded where it is parsed (hooks/_client.parse_retry_after)
-            return max(retry_after, RETRY_AFTER_FLOOR_SECONDS)
+        if retry_after is not None:  # already bounded where it is parsed (hooks/_client.parse_retry_after)
+            return retry_after
         return min(self.min_interval * (2 ** (self._failures - 1)), self.max_interval)
 
 

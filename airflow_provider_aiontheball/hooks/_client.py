@@ -144,18 +144,10 @@ def is_loopback_host(hostname: str) -> bool:
 
 
 def safe_url(raw: str) -> str:
-    """``raw`` for messages: scheme, host, port and path only — never credentials, query or fragment."""
-    try:
-        parts = urlsplit(raw)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "(an unparseable URL)"
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port else host
-    hidden = " (credentials, query and fragment not shown)" if (parts.username or parts.query or parts.fragment) else ""
-    return truncate(f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else netloc + parts.path, 80) + hidden
+    """``raw`` for messages: never its credentials, query or fragment (``validation.display_url``)."""
+    from airflow_provider_aiontheball.validation import display_url
+
+    return truncate(display_url(raw), 80)
 
 
 def resolve_base_url(host: str | None, *, port: int | None = None, conn_id: str = DEFAULT_CONN_ID) -> str:

@@ -183,6 +183,18 @@ class _AIOnTheBallHookBase(BaseHook):
             **self._overrides,
         )
 
+    def _rotated(self, stale: ClientSettings, fresh: ClientSettings) -> bool:
+        """Whether a request the API refused (401/403) with ``stale`` may be sent again with ``fresh``:
+        the connection now holds another token for the same base URL (a rotation). A refused request
+        was not carried out, so re-sending is safe; an unchanged token fails as it is."""
+        if fresh.token == stale.token or fresh.base_url != stale.base_url:
+            return False
+        self.log.info(
+            "The API refused the token and connection %r now holds a different one (rotated): retrying with it.",
+            self.aiontheball_conn_id,
+        )
+        return True
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(aiontheball_conn_id={self.aiontheball_conn_id!r})"
 
@@ -269,12 +281,8 @@ class AIOnTheBallHook(_AIOnTheBallHookBase):
             return self._run_with(settings, request)
         except AIOnTheBallAuthError:
             fresh = self._reload_settings()
-            if fresh.token == settings.token:
+            if not self._rotated(settings, fresh):
                 raise
-            self.log.info(
-                "The API refused the token and connection %r now holds a different one (rotated): retrying with it.",
-                self.aiontheball_conn_id,
-            )
             return self._run_with(fresh, request)
 
     def _reload_settings(self) -> ClientSettings:
@@ -588,9 +596,13 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
         :mod:`~airflow_provider_aiontheball.hooks._async_sessions`).
         """
         if self._settings is None:
-            key = (self.aiontheball_conn_id, tuple(sorted(self._overrides.items())))
-            self._settings = await shared_settings.get(key, self._load_settings)
+            self._settings = await shared_settings.get(self._settings_key, self._load_settings)
         return self._settings
+
+    @property
+    def _settings_key(self) -> tuple[Any, ...]:
+        """What hooks of one event loop share settings by: the connection and the overrides."""
+        return (self.aiontheball_conn_id, tuple(sorted(self._overrides.items())))
 
     async def _load_settings(self) -> ClientSettings:
         from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
@@ -627,17 +639,11 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
         try:
             return await self._run_with(settings, request)
         except AIOnTheBallAuthError:
-            key = (self.aiontheball_conn_id, tuple(sorted(self._overrides.items())))
-            fresh = await shared_settings.refresh(key, self._load_settings, stale=settings)
-            if fresh.base_url != settings.base_url:
+            fresh = await shared_settings.refresh(self._settings_key, self._load_settings, stale=settings)
+            if fresh.base_url == settings.base_url:
+                self._settings = fresh  # the next refusal reloads again (a revocation may precede the new token)
+            if not self._rotated(settings, fresh):
                 raise
-            self._settings = fresh  # the next refusal reloads again (a revocation may precede the new token)
-            if fresh.token == settings.token:
-                raise
-            self.log.info(
-                "The API refused the token and connection %r now holds a different one (rotated): retrying with it.",
-                self.aiontheball_conn_id,
-            )
             return await self._run_with(fresh, request)
 
     async def _run_with(self, settings: ClientSettings, request: ApiRequest) -> Any:

@@ -44,7 +44,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_aiontheball.statuses import Outcome, StatusVocabulary
 
@@ -52,6 +52,23 @@ __all__ = ["CreateSpec", "claimed_ids", "create_exactly_once", "request_fingerpr
 
 #: Longest pause between two lookups of a POST of unknown outcome.
 _MAX_LOOKUP_PAUSE = 15.0
+
+_T = TypeVar("_T")
+
+
+def _repeat_until(
+    attempt: Callable[[], _T], done: Callable[[_T], bool], deadline: float, clock: Callable[[], float]
+) -> _T:
+    """Call ``attempt`` until ``done`` says so or ``deadline`` (on ``clock``) has passed, pausing 1 s,
+    doubling, at most 15 s; at least one call. The only back-off loop of the create path."""
+    pause = 1.0
+    while True:
+        result = attempt()
+        remaining = deadline - clock()
+        if done(result) or remaining <= 0:
+            return result
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 2, _MAX_LOOKUP_PAUSE)
 
 
 @dataclass(frozen=True)
@@ -141,14 +158,15 @@ def claimed_ids(context: Mapping[str, Any], key: str) -> frozenset[int]:
                 if (row.task_id, row.map_index) != (ti.task_id, ti.map_index):
                     values.append(row.value)  # deserialized when loaded (BaseXCom.init_on_load)
     else:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        if not isinstance(ti, RuntimeTaskInstance):  # execute() called directly, outside any DAG run
+            return frozenset()
         dag = context.get("dag")
         task_ids = list(getattr(dag, "task_ids", None) or [ti.task_id])
-        try:
-            for task_id in task_ids:
-                found = BaseXCom.get_all(key=key, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id)
-                values.extend(found or [])
-        except ImportError:  # not inside a task runner (an operator's execute() called directly)
-            return frozenset()
+        for task_id in task_ids:
+            found = BaseXCom.get_all(key=key, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id)
+            values.extend(found or [])
     return frozenset(i for i in (_as_id(v) for v in values) if i is not None)
 
 
@@ -186,15 +204,10 @@ class _Lookup:
     def until(
         self, since: dt.datetime, known: frozenset[int] | None, deadline: float, *, clock: Callable[[], float]
     ) -> dict[str, Any] | None:
-        """Look with back-off (1 s, doubling, at most 15 s) until found, ambiguous or ``deadline``."""
-        pause = 1.0
-        while True:
-            found = self.once(since, known)
-            remaining = deadline - clock()
-            if found is not None or self.ambiguous or remaining <= 0:
-                return found
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, _MAX_LOOKUP_PAUSE)
+        """Look with back-off until found, ambiguous or ``deadline``."""
+        return _repeat_until(
+            lambda: self.once(since, known), lambda found: found is not None or self.ambiguous, deadline, clock
+        )
 
 
 def _reattach(
@@ -205,10 +218,7 @@ def _reattach(
     resource_id = int(record["id"])
     posted = _parse_iso(record.get("posted_at"))
     deadline = (posted.timestamp() if posted else 0.0) + grace
-    pause = 1.0
-    while (resource := spec.read(resource_id)) is None and clock() < deadline:
-        time.sleep(min(pause, max(deadline - clock(), 0.0)))
-        pause = min(pause * 2, _MAX_LOOKUP_PAUSE)
+    resource = _repeat_until(lambda: spec.read(resource_id), lambda found: found is not None, deadline, clock)
     if resource is None:
         log.warning(
             "The %s %s that an earlier try of this task created no longer exists; creating a new one.",
@@ -249,9 +259,9 @@ def create_exactly_once(
     """
     from airflow_provider_aiontheball.exceptions import AIOnTheBallCreateOutcomeUnknownError
     from airflow_provider_aiontheball.hooks._client import outcome_unknown
-    from airflow_provider_aiontheball.operators._base import run_started as run_start
+    from airflow_provider_aiontheball.operators._base import run_started
 
-    run_started = run_start(context)
+    run_start = run_started(context)
 
     store = context.get("task_state_store") if durable else None
     fingerprint = request_fingerprint(spec.kind, spec.request)
@@ -291,13 +301,13 @@ def create_exactly_once(
                 "have created by its documented fields.",
                 spec.kind,
             )
-        if run_started is None:
+        if run_start is None:
             log.warning(
                 "Try %d, but the DAG run's start is unknown: cannot look for an earlier try's %s.",
                 try_number,
                 spec.kind,
             )
-        elif (found := lookup.once(run_started, None)) is not None:
+        elif (found := lookup.once(run_start, None)) is not None:
             log.info(
                 "Reusing %s: an earlier try of this task created it (this is try %d); not creating another.",
                 spec.describe(found),
