@@ -1,12 +1,47 @@
-"""Default values shared by operators, sensors, triggers and the polling schedules.
+"""Every default value and stored key of the provider, in one place.
 
-Kept in a module of plain numbers: DAG files import the operators, which need these defaults for
-their signatures, and must not pay for anything else at every parse.
+Constants flow one way: from here to the hooks, operators, sensors, triggers, the polling schedules
+and the connection form (``get_provider_info.py`` reads its defaults from here). Kept in a module of
+plain values: DAG files import the operators, which need these for their signatures, and must not pay
+for anything else at every parse.
 """
 
 from __future__ import annotations
 
+# -- the connection ---------------------------------------------------------------------------------
+
 DEFAULT_CONN_ID = "aiontheball_default"
+CONN_TYPE = "aiontheball"
+DEFAULT_BASE_URL = "https://aiontheball.nl/api/v1"
+#: Seconds to wait for each response (connection extra ``timeout``).
+DEFAULT_READ_TIMEOUT = 60
+#: Seconds to wait for a TCP/TLS connection (connection extra ``connect_timeout``).
+DEFAULT_CONNECT_TIMEOUT = 10
+#: Retries of one request after a transient failure (connection extra ``retry_limit``).
+DEFAULT_RETRY_LIMIT = 5
+#: First backoff step; doubles per attempt (with jitter) up to :data:`DEFAULT_RETRY_MAX_WAIT`.
+DEFAULT_RETRY_MIN_WAIT = 1.0
+#: Cap of the backoff: a task should not sleep for minutes inside one call.
+DEFAULT_RETRY_MAX_WAIT = 60.0
+#: Connections per (event loop, base URL). Polls are short; 1,000 waiting triggers poll far less
+#: than 32 at a time, and a burst queues for a free connection instead of opening hundreds.
+DEFAULT_POOL_LIMIT = 32
+
+# -- keys stored in users' databases: renaming one loses what is stored under it --------------------
+
+#: XCom keys pushed by the video tasks (besides ``return_value``, the video itself).
+XCOM_VIDEO_ID = "video_id"
+XCOM_GAME_NAME = "game_name"
+#: Read by the "AI on the Ball video" extra link.
+XCOM_MP4_SOURCE = "mp4_source"
+#: XCom key pushed by the create-analysis operator.
+XCOM_ANALYSIS_ID = "analysis_id"
+#: Task state store keys: the create operators' durable records, a reschedule-mode sensor's error streak.
+STATE_KEY_VIDEO = "aiontheball_create_video"
+STATE_KEY_ANALYSIS = "aiontheball_create_analysis"
+STATE_KEY_POKE_ERRORS = "aiontheball_poke_errors"
+
+# -- waiting -----------------------------------------------------------------------------------------
 
 #: First (and post-change) interval of the adaptive video schedule, in seconds.
 DEFAULT_MIN_POLL_INTERVAL = 5.0

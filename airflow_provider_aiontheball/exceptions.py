@@ -211,6 +211,15 @@ _CLASS_BY_STATUS: dict[int, type[AIOnTheBallAPIError]] = {
 }
 
 
+def describe_failure(exc: BaseException) -> str:
+    """A short reason for logs: ``"503 (Service Unavailable)"``-like text or the transport reason."""
+    if isinstance(exc, AIOnTheBallAPIError):
+        return f"{exc.status_code} ({truncate(exc.detail, 80)})"
+    if isinstance(exc, AIOnTheBallTransportError):
+        return exc.reason
+    return f"{type(exc).__name__}: {truncate(str(exc), 80)}"
+
+
 def api_error_class(status_code: int) -> type[AIOnTheBallAPIError]:
     """Return the exception class for an error ``status_code`` (the only status → class mapping)."""
     if status_code in _CLASS_BY_STATUS:

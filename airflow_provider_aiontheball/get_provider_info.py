@@ -11,13 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_aiontheball import __version__
+from airflow_provider_aiontheball.defaults import (
+    CONN_TYPE,
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_RETRY_LIMIT,
+)
 
 PACKAGE_NAME = "airflow-provider-aiontheball"
 INTEGRATION_NAME = "AI on the Ball"
-CONN_TYPE = "aiontheball"
 HOOK_NAME = "AI on the Ball"
 HOOK_CLASS_NAME = "airflow_provider_aiontheball.hooks.aiontheball.AIOnTheBallHook"
-DEFAULT_BASE_URL = "https://aiontheball.nl/api/v1"
 
 #: Connection fields the form does not use: the base URL lives in ``host``, the token in ``password``.
 #: ``extra`` stays visible so that settings without a form field can still be given as JSON.
@@ -26,26 +31,26 @@ RELABELING = {"host": "Base URL", "password": "API token"}
 PLACEHOLDERS = {
     "host": DEFAULT_BASE_URL,
     "password": "token issued by support@smart11.ai",
-    "timeout": "60",
-    "connect_timeout": "10",
-    "retry_limit": "5",
+    "timeout": str(DEFAULT_READ_TIMEOUT),
+    "connect_timeout": str(DEFAULT_CONNECT_TIMEOUT),
+    "retry_limit": str(DEFAULT_RETRY_LIMIT),
 }
 
-#: Extra fields of the connection (stored in ``extra``), with the defaults the hooks apply.
+#: Extra fields of the connection (stored in ``extra``), with the defaults the hooks apply (from ``defaults.py``).
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "timeout": {
         "label": "Read timeout (seconds)",
-        "schema": {"type": ["number", "null"], "default": 60},
+        "schema": {"type": ["number", "null"], "default": DEFAULT_READ_TIMEOUT},
         "description": "Seconds to wait for each response before giving up on that attempt.",
     },
     "connect_timeout": {
         "label": "Connect timeout (seconds)",
-        "schema": {"type": ["number", "null"], "default": 10},
+        "schema": {"type": ["number", "null"], "default": DEFAULT_CONNECT_TIMEOUT},
         "description": "Seconds to wait for a TCP/TLS connection to the API.",
     },
     "retry_limit": {
         "label": "Retry limit",
-        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+        "schema": {"type": ["integer", "null"], "default": DEFAULT_RETRY_LIMIT, "minimum": 0},
         "description": "Retries of a request after a transient failure (connection error, 429, 502-504).",
     },
 }

@@ -1,56 +1,22 @@
-"""When to poll next, and how long to tolerate failures: pure, clock-injectable pieces.
+"""When to poll next: the polling schedules, pure and clock-injectable.
 
-Used by the triggers (in the triggerer's event loop), by the operators' non-deferrable waits and by
-the benchmarks' virtual-clock simulations, so a schedule measured in the benchmarks is the schedule
-that runs in production. Nothing here sleeps or performs I/O.
+Used through :mod:`airflow_provider_aiontheball.waiting` by the triggers, sensors and operators, and
+directly by the benchmarks' virtual-clock simulations, so a schedule measured in the benchmarks is the
+schedule that runs in production. Nothing here sleeps or performs I/O.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from airflow_provider_aiontheball.defaults import (  # re-exported: the schedules' defaults
+from airflow_provider_aiontheball.defaults import (
     DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
     DEFAULT_ANALYSIS_POLL_INTERVAL,
     DEFAULT_BACKOFF_FACTOR,
-    DEFAULT_ERROR_BUDGET_SECONDS,
-    DEFAULT_MAX_CONSECUTIVE_ERRORS,
     DEFAULT_MIN_POLL_INTERVAL,
     DEFAULT_POLL_INTERVAL,
 )
-
-__all__ = [
-    "DEFAULT_ANALYSIS_MIN_POLL_INTERVAL",
-    "DEFAULT_ANALYSIS_POLL_INTERVAL",
-    "DEFAULT_BACKOFF_FACTOR",
-    "DEFAULT_ERROR_BUDGET_SECONDS",
-    "DEFAULT_MAX_CONSECUTIVE_ERRORS",
-    "DEFAULT_MIN_POLL_INTERVAL",
-    "DEFAULT_POLL_INTERVAL",
-    "AdaptiveSchedule",
-    "ErrorBudget",
-    "ProgressSchedule",
-    "format_duration",
-]
-
-
-def format_duration(seconds: float) -> str:
-    """``3725`` → ``"1h 2m"``, ``42.4`` → ``"42 s"``, ``125`` → ``"2m 5s"``: for people, not machines."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h" if hours else f"{days}d"
 
 
 @dataclass
@@ -95,60 +61,6 @@ class AdaptiveSchedule:
         if retry_after is not None:  # already bounded where it is parsed (hooks/_client.parse_retry_after)
             return retry_after
         return min(self.min_interval * (2 ** (self._failures - 1)), self.max_interval)
-
-
-@dataclass
-class ErrorBudget:
-    """How many transient failures in a row a wait tolerates: a count and a duration, both configurable.
-
-    :param max_consecutive: failures in a row after which the budget is spent. Default 10.
-    :param max_seconds: seconds since the first failure of the current streak after which it is spent.
-        Default 900.
-    :param clock: monotonic clock, injectable for tests.
-    """
-
-    max_consecutive: int = DEFAULT_MAX_CONSECUTIVE_ERRORS
-    max_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS
-    clock: Callable[[], float] = time.monotonic
-    consecutive: int = field(default=0, init=False)
-    _streak_started: float | None = field(default=None, init=False)
-    last_reason: str = field(default="", init=False)
-
-    def record_success(self) -> None:
-        self.consecutive = 0
-        self._streak_started = None
-
-    def record_failure(self, reason: str) -> bool:
-        """Count one failure; return ``True`` when the budget is now spent."""
-        now = self.clock()
-        if self._streak_started is None:
-            self._streak_started = now
-        self.consecutive += 1
-        self.last_reason = reason
-        return self.consecutive >= self.max_consecutive or now - self._streak_started >= self.max_seconds
-
-    def state(self) -> dict[str, Any] | None:
-        """The current streak as JSON (for a sensor in reschedule mode, whose pokes are separate runs), or
-        ``None`` when there is none. Meaningful across processes only with a wall ``clock`` (``time.time``)."""
-        if self._streak_started is None:
-            return None
-        return {"consecutive": self.consecutive, "since": self._streak_started}
-
-    def restore(self, state: Any) -> None:
-        """Continue the streak that :meth:`state` returned (anything else starts clean)."""
-        if (
-            isinstance(state, dict)
-            and isinstance(state.get("consecutive"), int)
-            and isinstance(state.get("since"), int | float)
-        ):
-            self.consecutive = state["consecutive"]
-            self._streak_started = float(state["since"])
-        else:
-            self.record_success()
-
-    def describe(self) -> str:
-        elapsed = 0.0 if self._streak_started is None else self.clock() - self._streak_started
-        return f"{self.consecutive} failure(s) in a row over {format_duration(elapsed)}; last: {self.last_reason}"
 
 
 @dataclass

@@ -5,9 +5,9 @@ at ``t = 0`` (the wait starts when the resource is created) and then after whate
 chooses, until it sees the resource finished. Per policy we count API calls per wait and the
 detection latency (time of the poll that saw the finish minus the moment it finished).
 
-Our policies are the **production scheduling code**, driven exactly as ``triggers/_base.py``'s
-``run()`` drives it: ``trigger.new_schedule()`` once, then after each in-progress observation
-``trigger.next_interval(schedule, resource, now)``; the finish is recognised with the trigger's own
+Our policies are the **production scheduling code**, driven exactly as ``waiting.Wait.decide``
+drives it: ``policy.new_schedule(trigger.settings)`` once, then after each in-progress observation
+``policy.next_interval(schedule, resource, now)``; the finish is recognised with the trigger's own
 status vocabulary (and ``is_ready``, where the trigger has it). Videos use
 ``AIOnTheBallVideoTrigger(video_id, poll_interval=60)`` with its defaults; analyses use
 ``AIOnTheBallAnalysisTrigger(analysis_id)`` with its defaults (or, on a checkout without that module,
@@ -203,19 +203,17 @@ def fixed_policy(interval: float, success: str) -> Policy:
     )
 
 
-def trigger_policy(trigger: Any) -> Policy:
-    """The production schedule of ``trigger``, as ``AIOnTheBallWaitTrigger.run()`` uses it."""
+def trigger_policy(trigger: Any, policy: Any) -> Policy:
+    """The production schedule of ``trigger`` (its settings, its kind's ``WaitPolicy``), as ``Wait.decide`` uses it."""
     from airflow_provider_aiontheball.statuses import Outcome
 
-    is_ready: Callable[[dict[str, Any]], bool] = getattr(trigger, "is_ready", lambda resource: True)
-
     def is_finished(resource: dict[str, Any]) -> bool:
-        return trigger.vocabulary.classify(resource.get("status")) is Outcome.SUCCESS and is_ready(resource)
+        return policy.vocabulary.classify(resource.get("status")) is Outcome.SUCCESS and policy.ready(resource)
 
     return Policy(
         name="ours",
-        start=trigger.new_schedule,
-        next_delay=lambda schedule, resource, now: float(trigger.next_interval(schedule, resource, now)),
+        start=lambda: policy.new_schedule(trigger.settings),
+        next_delay=lambda schedule, resource, now: float(policy.next_interval(schedule, resource, now)),
         is_finished=is_finished,
     )
 
@@ -236,8 +234,9 @@ def progress_schedule_policy() -> Policy:
 
 def our_video_policy() -> Policy:
     from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
+    from airflow_provider_aiontheball.waiting import VIDEO_WAIT
 
-    return trigger_policy(AIOnTheBallVideoTrigger(1, poll_interval=60))
+    return trigger_policy(AIOnTheBallVideoTrigger(1, poll_interval=60), VIDEO_WAIT)
 
 
 def our_analysis_policy() -> tuple[Policy, str]:
@@ -246,7 +245,11 @@ def our_analysis_policy() -> tuple[Policy, str]:
         from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
     except ImportError:
         return progress_schedule_policy(), "ProgressSchedule() driven directly (triggers/analysis.py missing)"
-    return trigger_policy(AIOnTheBallAnalysisTrigger(1)), "AIOnTheBallAnalysisTrigger(analysis_id) defaults"
+    from airflow_provider_aiontheball.waiting import ANALYSIS_WAIT
+
+    return trigger_policy(
+        AIOnTheBallAnalysisTrigger(1), ANALYSIS_WAIT
+    ), "AIOnTheBallAnalysisTrigger(analysis_id) defaults"
 
 
 # ==================================================================================================

@@ -18,6 +18,7 @@ from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
 from airflow_provider_aiontheball.operators.analysis import AIOnTheBallCreateAnalysisOperator
 from airflow_provider_aiontheball.sensors.analysis import AIOnTheBallAnalysisSensor
 from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
+from airflow_provider_aiontheball.waiting import ANALYSIS_WAIT
 from tests.conftest import TOKEN, task_context
 
 VIDEO_URL = "https://example.com/match.mp4"
@@ -136,10 +137,9 @@ def test_trigger_serializes_ids_and_settings_only(aiontheball_conn):
 
 
 def test_done_without_results_keeps_waiting():
-    trigger = AIOnTheBallAnalysisTrigger(1)
-    assert not trigger.is_ready({"status": "done", "results_available": False})
-    assert trigger.is_ready({"status": "done", "results_available": True})
-    assert trigger.is_ready({"status": "done"}), "from a video's analyses list, which has no such field"
+    assert not ANALYSIS_WAIT.ready({"status": "done", "results_available": False})
+    assert ANALYSIS_WAIT.ready({"status": "done", "results_available": True})
+    assert ANALYSIS_WAIT.ready({"status": "done"}), "from a video's analyses list, which has no such field"
 
 
 @pytest.mark.asyncio
@@ -194,8 +194,8 @@ def test_sensor_defers_with_progress_aware_trigger(aiontheball_conn):
     assert isinstance(trigger, AIOnTheBallAnalysisTrigger)
     assert trigger.analysis_id == analysis_id
     assert trigger.video_id == video_id
-    assert trigger.poll_interval == 1800, "max interval is not the 60 s poke interval"
-    assert trigger.min_poll_interval == 45
+    assert trigger.serialize()[1]["poll_interval"] == 1800, "max interval is not the 60 s poke interval"
+    assert trigger.serialize()[1]["min_poll_interval"] == 45
     assert excinfo.value.timeout == dt.timedelta(seconds=7200)
 
 

@@ -27,13 +27,13 @@ from airflow_provider_aiontheball.hooks._client import (
     RetryPolicy,
     interpret_response,
     is_retryable,
-    is_transient,
     next_page_request,
     outcome_unknown,
     parse_retry_after,
     resolve_base_url,
     resolve_settings,
 )
+from airflow_provider_aiontheball.waiting import is_transient
 
 TOKEN = "s3cr3t-token-value-0123456789"
 SETTINGS = ClientSettings(conn_id="aiontheball_default", base_url="https://aiontheball.nl/api/v1", token=TOKEN)

@@ -7,8 +7,9 @@ import statistics
 
 import pytest
 
-from airflow_provider_aiontheball.polling import AdaptiveSchedule, ErrorBudget, ProgressSchedule, format_duration
+from airflow_provider_aiontheball.polling import AdaptiveSchedule, ProgressSchedule
 from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
+from airflow_provider_aiontheball.waiting import ANALYSIS_WAIT, ErrorBudget, format_duration
 
 
 @pytest.mark.parametrize(
@@ -130,7 +131,7 @@ def analysis_timeline(duration: float, rng: random.Random):
 def simulate_wait(duration: float, rng: random.Random) -> tuple[int, float]:
     """API calls and detection latency of one wait, using the analysis trigger's own schedule."""
     trigger = AIOnTheBallAnalysisTrigger(1)
-    schedule = trigger.new_schedule()
+    schedule = ANALYSIS_WAIT.new_schedule(trigger.settings)
     at = analysis_timeline(duration, rng)
     now, calls = 0.0, 0
     while True:
@@ -138,7 +139,7 @@ def simulate_wait(duration: float, rng: random.Random) -> tuple[int, float]:
         status, progress = at(now)
         if status == "done":
             return calls, now - duration
-        now += trigger.next_interval(schedule, {"status": status, "progress": progress}, now)
+        now += ANALYSIS_WAIT.next_interval(schedule, {"status": status, "progress": progress}, now)
 
 
 def test_four_hour_analysis_within_target():

@@ -161,7 +161,7 @@ def test_deferrable_wait_defers_to_the_video_trigger(aiontheball_conn):
     trigger = excinfo.value.trigger
     assert isinstance(trigger, AIOnTheBallVideoTrigger)
     assert trigger.video_id == context["ti"].xcoms["video_id"], "XCom pushed before deferring"
-    assert trigger.poll_interval == 30
+    assert trigger.serialize()[1]["poll_interval"] == 30
     assert excinfo.value.timeout == dt.timedelta(seconds=900)
     assert excinfo.value.method_name == "execute_complete"
 

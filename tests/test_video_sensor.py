@@ -139,8 +139,8 @@ def test_deferrable_defers_with_trigger_and_timeout(aiontheball_conn):
     trigger = deferred.trigger
     assert isinstance(trigger, AIOnTheBallVideoTrigger)
     assert trigger.video_id == video_id
-    assert trigger.poll_interval == 42
-    assert trigger.min_poll_interval == 3
+    assert trigger.serialize()[1]["poll_interval"] == 42
+    assert trigger.serialize()[1]["min_poll_interval"] == 3
     assert before + 600 <= trigger.end_time <= time.time() + 600
     assert len(api_requests(aiontheball_conn)) == 2, "one POST to create, one poke before deferring"
 

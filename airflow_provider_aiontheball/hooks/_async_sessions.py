@@ -36,14 +36,13 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from airflow_provider_aiontheball.defaults import DEFAULT_POOL_LIMIT
+
 if TYPE_CHECKING:
     import aiohttp
 
     from airflow_provider_aiontheball.hooks._client import ClientSettings
 
-#: Connections per (event loop, base URL). Polls are short; 1,000 waiting triggers poll far less
-#: than 32 at a time, and a burst queues for a free connection instead of opening hundreds.
-DEFAULT_POOL_LIMIT = 32
 #: Keep idle connections longer than the longest poll interval we use by default (60 s).
 KEEPALIVE_SECONDS = 75.0
 

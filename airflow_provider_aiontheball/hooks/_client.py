@@ -7,7 +7,6 @@ or ``aiohttp`` (the triggerer) lives here, once:
 * :class:`ApiRequest` — what to send and how to read the answer (envelope, idempotency);
 * :func:`interpret_response` — HTTP status → result or typed exception, message building, truncation;
 * :func:`retry_options` — the tenacity policy: what is retried, backoff with jitter, ``Retry-After``;
-* :func:`is_transient` — what a waiting trigger may tolerate within its error budget;
 * :func:`outcome_unknown` — whether a failed POST may still have been carried out;
   :func:`already_done` — a retried ``DELETE`` whose first attempt did it;
 * pagination (:func:`page_items`, :func:`next_page_request`).
@@ -31,7 +30,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_aiontheball import __version__
 from airflow_provider_aiontheball.defaults import (
+    CONN_TYPE,
+    DEFAULT_BASE_URL,
     DEFAULT_CONN_ID,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_RETRY_LIMIT,
+    DEFAULT_RETRY_MAX_WAIT,
+    DEFAULT_RETRY_MIN_WAIT,
     MAX_LIST_PAGES,
     RETRY_AFTER_CAP_SECONDS,
     RETRY_AFTER_FLOOR_SECONDS,
@@ -40,25 +46,16 @@ from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallAPIError,
     AIOnTheBallConfigurationError,
     AIOnTheBallInvalidResponseError,
-    AIOnTheBallRateLimitError,
-    AIOnTheBallServerError,
     AIOnTheBallTimeoutError,
     AIOnTheBallTransportError,
     api_error_class,
+    describe_failure,
     truncate,
 )
-from airflow_provider_aiontheball.get_provider_info import CONN_FIELDS, CONN_TYPE, DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
     import tenacity
 
-DEFAULT_CONNECT_TIMEOUT: float = CONN_FIELDS["connect_timeout"]["schema"]["default"]
-DEFAULT_READ_TIMEOUT: float = CONN_FIELDS["timeout"]["schema"]["default"]
-DEFAULT_RETRY_LIMIT: int = CONN_FIELDS["retry_limit"]["schema"]["default"]
-#: First backoff step; doubles per attempt (with jitter) up to :data:`DEFAULT_RETRY_MAX_WAIT`.
-DEFAULT_RETRY_MIN_WAIT = 1.0
-#: Cap of the backoff and of a server's ``Retry-After``: a task should not sleep for minutes inside one call.
-DEFAULT_RETRY_MAX_WAIT = 60.0
 
 USER_AGENT = f"airflow-provider-aiontheball/{__version__}"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -246,7 +243,7 @@ def resolve_settings(
     def pick(override: Any, name: str) -> Any:
         return override if override is not None else _extra_value(extra, name)
 
-    connect_timeout, read_timeout = DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT
+    connect_timeout, read_timeout = float(DEFAULT_CONNECT_TIMEOUT), float(DEFAULT_READ_TIMEOUT)
     if isinstance(timeout, tuple):
         connect_timeout, read_timeout = (_number(t, "timeout", conn_id) for t in timeout)
     else:
@@ -637,30 +634,6 @@ def already_done(request: ApiRequest, exc: BaseException) -> bool:
     """Whether ``exc``, answering a retry of ``request`` after an attempt whose outcome is unknown, means
     that attempt did it: a ``DELETE`` answered 404 deleted the resource the first time."""
     return request.method == "DELETE" and isinstance(exc, AIOnTheBallAPIError) and exc.status_code == 404
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether a waiting sensor/trigger may keep waiting after ``exc`` (within its error budget).
-
-    Besides connection trouble, 429 and 5xx, a garbled success body counts: an overloaded proxy
-    answering HTML is a passing condition for someone who polls again later.
-    """
-    return isinstance(
-        exc,
-        AIOnTheBallTransportError
-        | AIOnTheBallRateLimitError
-        | AIOnTheBallServerError
-        | AIOnTheBallInvalidResponseError,
-    )
-
-
-def describe_failure(exc: BaseException) -> str:
-    """A short reason for logs: ``"503 Service Unavailable"``-like text or the transport reason."""
-    if isinstance(exc, AIOnTheBallAPIError):
-        return f"{exc.status_code} ({truncate(exc.detail, 80)})"
-    if isinstance(exc, AIOnTheBallTransportError):
-        return exc.reason
-    return f"{type(exc).__name__}: {truncate(str(exc), 80)}"
 
 
 def retry_options(settings: ClientSettings, request: ApiRequest, log: Any) -> dict[str, Any]:

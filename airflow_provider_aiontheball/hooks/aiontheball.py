@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 import tenacity
 from airflow.providers.common.compat.sdk import BaseHook
 
+from airflow_provider_aiontheball.defaults import CONN_TYPE, DEFAULT_CONN_ID, DEFAULT_POOL_LIMIT
 from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallAuthError,
     AIOnTheBallConfigurationError,
@@ -30,16 +31,10 @@ from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallNotFoundError,
     AIOnTheBallRouteMissingError,
 )
-from airflow_provider_aiontheball.get_provider_info import (
-    CONN_FIELDS,
-    CONN_TYPE,
-    HOOK_NAME,
-    get_ui_field_behaviour,
-)
+from airflow_provider_aiontheball.get_provider_info import CONN_FIELDS, HOOK_NAME, get_ui_field_behaviour
 from airflow_provider_aiontheball.hooks import _endpoints as endpoints
-from airflow_provider_aiontheball.hooks._async_sessions import DEFAULT_POOL_LIMIT, shared_sessions, shared_settings
+from airflow_provider_aiontheball.hooks._async_sessions import shared_sessions, shared_settings
 from airflow_provider_aiontheball.hooks._client import (
-    DEFAULT_CONN_ID,
     ApiRequest,
     ClientSettings,
     PageGuard,

@@ -1,4 +1,4 @@
-"""Operator extra link "AI on the Ball video", and the XCom keys the video tasks push.
+"""Operator extra link "AI on the Ball video".
 
 The link is built from XCom only (no API call when a page renders): the ``mp4_source`` of the video,
 pushed by the create operator once it waited for the video, and by the video sensor. The API
@@ -11,13 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink
 
+from airflow_provider_aiontheball.defaults import XCOM_MP4_SOURCE
+
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import TaskInstanceKey
-
-#: XCom keys pushed by the video tasks (besides ``return_value``, the video itself).
-XCOM_VIDEO_ID = "video_id"
-XCOM_GAME_NAME = "game_name"
-XCOM_MP4_SOURCE = "mp4_source"
 
 
 def reserve_link_xcom(context: Any) -> None:
@@ -27,6 +24,13 @@ def reserve_link_xcom(context: Any) -> None:
     client logs an *error* for a key that does not exist yet; an empty value keeps task logs clean.
     """
     context["ti"].xcom_push(key=XCOM_MP4_SOURCE, value=None)
+
+
+def push_link_xcom(context: Any, video: dict[str, Any]) -> None:
+    """Push the available video's ``mp4_source`` for the link: read from XCom, never by calling the API
+    when a page renders."""
+    if video.get("mp4_source"):
+        context["ti"].xcom_push(key=XCOM_MP4_SOURCE, value=video["mp4_source"])
 
 
 class AIOnTheBallVideoLink(BaseOperatorLink):

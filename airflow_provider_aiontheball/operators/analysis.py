@@ -31,6 +31,8 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_CONN_ID,
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    STATE_KEY_ANALYSIS,
+    XCOM_ANALYSIS_ID,
 )
 from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, created_since
 
@@ -38,11 +40,8 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
+    from airflow_provider_aiontheball.waiting import WaitSettings
 
-#: XCom key of the created analysis's id (besides ``return_value``, the analysis itself).
-XCOM_ANALYSIS_ID = "analysis_id"
-#: Task state store key of the create operator's durable record (renaming it breaks stored records).
-STATE_KEY_ANALYSIS = "aiontheball_create_analysis"
 #: What the results operator can fetch.
 RESULT_KINDS: tuple[str, ...] = ("summary", "events", "schema", "tracking", "query_intervals")
 #: Keyword arguments of ``query_intervals`` besides the analysis id (the ``query`` dict's keys).
@@ -148,11 +147,14 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         context["ti"].xcom_push(key=XCOM_ANALYSIS_ID, value=analysis_id)
         if not self.wait_for_completion:
             return analysis
-        trigger = self._trigger(analysis_id, video_id)
         if self.deferrable:
             # Raises TaskDeferred; the task resumes in execute_complete.
-            self.defer(trigger=trigger, method_name="execute_complete", timeout=dt.timedelta(seconds=self.timeout))
-        return self._wait_in_process(trigger)
+            self.defer(
+                trigger=self._trigger(analysis_id, video_id),
+                method_name="execute_complete",
+                timeout=dt.timedelta(seconds=self.timeout),
+            )
+        return self._wait_in_process(analysis_id, video_id)
 
     def _create_once(self, video_id: int, body: dict[str, Any], context: Context) -> dict[str, Any]:
         """POST the analysis, or return the one an earlier attempt of this task started (operators/_create.py)."""
@@ -249,45 +251,43 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
             found.append(analysis)
         return found
 
+    @property
+    def _settings(self) -> WaitSettings:
+        from airflow_provider_aiontheball.waiting import WaitSettings
+
+        return WaitSettings(
+            self.poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
+        )
+
     def _trigger(self, analysis_id: int, video_id: int) -> AIOnTheBallAnalysisTrigger:
         from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
 
         return AIOnTheBallAnalysisTrigger(
             analysis_id=analysis_id,
             aiontheball_conn_id=self.aiontheball_conn_id,
-            poll_interval=self.poll_interval,
             end_time=time.time() + self.timeout,
-            min_poll_interval=self.min_poll_interval,
-            max_consecutive_errors=self.max_consecutive_errors,
-            error_budget_seconds=self.error_budget_seconds,
             video_id=video_id,
+            **self._settings.trigger_kwargs(),
         )
 
-    def _wait_in_process(self, trigger: AIOnTheBallAnalysisTrigger) -> dict[str, Any]:
-        from airflow_provider_aiontheball._waiting import WaitObserver, wait_sync
-        from airflow_provider_aiontheball.polling import ErrorBudget
-        from airflow_provider_aiontheball.statuses import ANALYSIS_STATUSES
+    def _wait_in_process(self, analysis_id: int, video_id: int) -> dict[str, Any]:
+        from airflow_provider_aiontheball.waiting import ANALYSIS_WAIT, Wait, wait_in_process
 
-        return wait_sync(
-            WaitObserver(
-                ANALYSIS_STATUSES,
-                trigger.analysis_id,
-                self.aiontheball_conn_id,
-                self.log,
-                describe=trigger.describe_state,
-                ready=trigger.is_ready,
-            ),
-            ErrorBudget(self.max_consecutive_errors, self.error_budget_seconds),
-            trigger.new_schedule(),
-            lambda: self.hook.get_analysis(trigger.analysis_id, video_id=trigger.video_id),
-            self.timeout,
-            next_interval=trigger.next_interval,
+        # The same policy and schedule as the deferred wait, run in this process.
+        wait = Wait(
+            ANALYSIS_WAIT,
+            analysis_id,
+            self.aiontheball_conn_id,
+            self.log,
+            self._settings,
+            end_time=time.time() + self.timeout,
         )
+        return wait_in_process(wait, lambda: self.hook.get_analysis(analysis_id, video_id=video_id))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: the finished analysis, or an error (only ``success`` passes)."""
-        from airflow_provider_aiontheball._waiting import result_from_event
         from airflow_provider_aiontheball.exceptions import AIOnTheBallWaitError
+        from airflow_provider_aiontheball.waiting import result_from_event
 
         analysis = result_from_event(event, "analysis", AIOnTheBallWaitError)
         self.log.info("%s", (event or {}).get("message"))

@@ -25,27 +25,23 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_MIN_POLL_INTERVAL,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_VIDEO_WAIT_TIMEOUT,
-)
-from airflow_provider_aiontheball.links.video import (
+    STATE_KEY_VIDEO,
     XCOM_GAME_NAME,
-    XCOM_MP4_SOURCE,
     XCOM_VIDEO_ID,
-    AIOnTheBallVideoLink,
-    reserve_link_xcom,
 )
+from airflow_provider_aiontheball.links.video import AIOnTheBallVideoLink, push_link_xcom, reserve_link_xcom
 from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, created_since
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
+    from airflow_provider_aiontheball.waiting import WaitSettings
 
 #: Fields of a request that the documented ``GET /videos`` items show, so a video can be recognised by.
 _DOCUMENTED_IDENTIFYING_FIELDS = ("title", "home_team_name", "away_team_name")
 #: The same, plus the URL for servers that list it (undocumented: coped with, never relied on).
 _IDENTIFYING_FIELDS = ("video_file_url", *_DOCUMENTED_IDENTIFYING_FIELDS)
-#: Task state store key of the create operator's durable record (renaming it breaks stored records).
-STATE_KEY_VIDEO = "aiontheball_create_video"
 
 
 def _same_value(name: str, listed: Any, submitted: Any) -> bool:
@@ -191,7 +187,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         if self.deferrable:
             self._defer_until_available(video_id)  # raises TaskDeferred; the task resumes in execute_complete
         video = self._wait_in_process(video_id)
-        self._push_link(context, video)
+        push_link_xcom(context, video)
         return video
 
     # -- exactly-once create (operators/_create.py) ----------------------------------------------
@@ -278,17 +274,22 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
 
     # -- waiting ---------------------------------------------------------------------------------
 
+    @property
+    def _settings(self) -> WaitSettings:
+        from airflow_provider_aiontheball.waiting import WaitSettings
+
+        return WaitSettings(
+            self.poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
+        )
+
     def _trigger(self, video_id: int) -> AIOnTheBallVideoTrigger:
         from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
 
         return AIOnTheBallVideoTrigger(
             video_id=video_id,
             aiontheball_conn_id=self.aiontheball_conn_id,
-            poll_interval=self.poll_interval,
             end_time=time.time() + self.timeout,
-            min_poll_interval=self.min_poll_interval,
-            max_consecutive_errors=self.max_consecutive_errors,
-            error_budget_seconds=self.error_budget_seconds,
+            **self._settings.trigger_kwargs(),
         )
 
     def _defer_until_available(self, video_id: int) -> None:
@@ -299,34 +300,28 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         )
 
     def _wait_in_process(self, video_id: int) -> dict[str, Any]:
-        from airflow_provider_aiontheball._waiting import WaitObserver, wait_sync
-        from airflow_provider_aiontheball.polling import ErrorBudget
-        from airflow_provider_aiontheball.statuses import VIDEO_STATUSES
+        from airflow_provider_aiontheball.waiting import VIDEO_WAIT, Wait, wait_in_process
 
-        trigger = self._trigger(video_id)  # the same schedule as the deferred wait, run in-process
-        return wait_sync(
-            WaitObserver(VIDEO_STATUSES, video_id, self.aiontheball_conn_id, self.log),
-            ErrorBudget(self.max_consecutive_errors, self.error_budget_seconds),
-            trigger.new_schedule(),
-            lambda: self.hook.get_video(video_id),
-            self.timeout,
-            next_interval=trigger.next_interval,
+        # The same policy and schedule as the deferred wait, run in this process.
+        wait = Wait(
+            VIDEO_WAIT,
+            video_id,
+            self.aiontheball_conn_id,
+            self.log,
+            self._settings,
+            end_time=time.time() + self.timeout,
         )
+        return wait_in_process(wait, lambda: self.hook.get_video(video_id))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: the available video, or an error (only ``success`` passes)."""
-        from airflow_provider_aiontheball._waiting import result_from_event
         from airflow_provider_aiontheball.exceptions import AIOnTheBallWaitError
+        from airflow_provider_aiontheball.waiting import result_from_event
 
         video = result_from_event(event, "video", AIOnTheBallWaitError)
         self.log.info("%s", (event or {}).get("message"))
-        self._push_link(context, video)
+        push_link_xcom(context, video)
         return video
-
-    @staticmethod
-    def _push_link(context: Context, video: dict[str, Any]) -> None:
-        if video.get("mp4_source"):
-            context["ti"].xcom_push(key=XCOM_MP4_SOURCE, value=video["mp4_source"])
 
 
 class AIOnTheBallUpdateVideoOperator(AIOnTheBallBaseOperator):

@@ -1,22 +1,36 @@
-"""Sensor that waits for an analysis to be ``done`` (poke, reschedule or deferrable)."""
+"""Sensor that waits for an analysis to be ``done`` (poke, reschedule or deferrable).
+
+DAG files import this module: it imports no HTTP library, no hook and no waiting machinery at module
+level (the hook is built on first use, :mod:`~airflow_provider_aiontheball.waiting` when poking).
+"""
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
     DEFAULT_ANALYSIS_POLL_INTERVAL,
     DEFAULT_CONN_ID,
+    DEFAULT_ERROR_BUDGET_SECONDS,
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
 )
-from airflow_provider_aiontheball.sensors._base import AIOnTheBallWaitSensor
 
 if TYPE_CHECKING:
-    from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
+    from airflow_provider_aiontheball.waiting import Wait, WaitSettings
 
 
-class AIOnTheBallAnalysisSensor(AIOnTheBallWaitSensor):
+class AIOnTheBallAnalysisSensor(BaseSensorOperator):
     """Wait until an AI on the Ball analysis is ``done`` with results; return the analysis.
 
     ``done`` succeeds (once ``results_available`` is not false). ``error``, a deleted analysis (404) and
@@ -24,16 +38,20 @@ class AIOnTheBallAnalysisSensor(AIOnTheBallWaitSensor):
     ``aggregating`` and undocumented statuses keep waiting. Task logs show progress as
     ``analysis 1247: running 45% (ETA ~1h 52m)``, a line per 5 % rather than per poll.
 
-    Deferrable mode polls near the expected finish estimated from ``progress``: a few dozen requests
-    for a multi-hour analysis, noticed within ``min_poll_interval`` of finishing.
+    Deferrable mode pokes once, then polls in the triggerer near the expected finish estimated from
+    ``progress``: a few dozen requests for a multi-hour analysis, noticed within ``min_poll_interval``
+    of finishing. ``timeout`` and ``soft_fail`` behave as in poke mode.
 
     :param analysis_id: id of the analysis (templated), e.g. the create task's XCom ``analysis_id``.
     :param video_id: the analysed video (templated), used if the server has no ``GET /analyses/{id}``
         route (undocumented endpoint): the analysis is then followed through its video. Default: none.
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
     :param deferrable: wait in the triggerer. Default: ``[operators] default_deferrable``.
-    :param max_poll_interval: longest interval of the deferred wait, in seconds. Default 1800.
+    :param poll_interval: longest interval of the deferred wait, in seconds. Default 1800.
     :param min_poll_interval: interval near the finish, in seconds. Default 45.
+    :param max_consecutive_errors: transient failures in a row tolerated. Default 10.
+    :param error_budget_seconds: seconds of uninterrupted transient failures tolerated. Default 900.
+    :param max_poll_interval: deprecated name of ``poll_interval``.
     :param poke_interval: seconds between pokes in poke/reschedule mode. Default 60.
     :param timeout: seconds before the sensor times out. Default 7 days.
     """
@@ -42,47 +60,118 @@ class AIOnTheBallAnalysisSensor(AIOnTheBallWaitSensor):
     ui_color = "#0d47a1"
     ui_fgcolor = "#ffffff"
 
-    resource = "analysis"
-    id_field = "analysis_id"
-
     def __init__(
         self,
         *,
         analysis_id: int | str,
         video_id: int | str | None = None,
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
-        max_poll_interval: float = DEFAULT_ANALYSIS_POLL_INTERVAL,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = DEFAULT_ANALYSIS_POLL_INTERVAL,
         min_poll_interval: float = DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
+        max_poll_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(aiontheball_conn_id=aiontheball_conn_id, min_poll_interval=min_poll_interval, **kwargs)
+        super().__init__(**kwargs)
+        if max_poll_interval is not None:
+            warnings.warn(
+                "AIOnTheBallAnalysisSensor(max_poll_interval=...) is deprecated: use poll_interval, the name "
+                "every other operator, sensor and trigger of this provider uses.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            poll_interval = max_poll_interval
         self.analysis_id = analysis_id
         self.video_id = video_id
-        self.max_poll_interval = max_poll_interval
+        self.aiontheball_conn_id = aiontheball_conn_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.min_poll_interval = min_poll_interval
+        self.max_consecutive_errors = max_consecutive_errors
+        self.error_budget_seconds = error_budget_seconds
 
     @property
-    def _video_id(self) -> int | None:
+    def max_poll_interval(self) -> float:
+        """Deprecated name of :attr:`poll_interval`."""
+        return self.poll_interval
+
+    @cached_property
+    def hook(self) -> AIOnTheBallHook:
+        from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
+
+        return AIOnTheBallHook(self.aiontheball_conn_id)
+
+    @property
+    def _ids(self) -> tuple[int, int | None]:
+        """The rendered ids, validated (raises :class:`AIOnTheBallInputError` naming the field)."""
         from airflow_provider_aiontheball.exceptions import bad_input_fails_task
         from airflow_provider_aiontheball.validation import validate_id
 
-        if self.video_id in (None, "", "None"):
-            return None
         with bad_input_fails_task():
-            return validate_id(self.video_id, "video_id")
+            analysis_id = validate_id(self.analysis_id, "analysis_id")
+            video_id = None if self.video_id in (None, "", "None") else validate_id(self.video_id, "video_id")
+        return analysis_id, video_id
 
-    def fetch(self, resource_id: int) -> dict[str, Any]:
-        return self.hook.get_analysis(resource_id, video_id=self._video_id)
+    @property
+    def _settings(self) -> WaitSettings:
+        from airflow_provider_aiontheball.waiting import WaitSettings
 
-    def build_trigger(self, resource_id: int, end_time: float) -> AIOnTheBallAnalysisTrigger:
+        return WaitSettings(
+            self.poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
+        )
+
+    @cached_property
+    def _wait(self) -> Wait:
+        from airflow_provider_aiontheball.waiting import ANALYSIS_WAIT, Wait
+
+        # Wall clock for the error budget in reschedule mode: the streak continues in a later poke's process.
+        clock = time.time if self.reschedule else time.monotonic
+        return Wait(
+            ANALYSIS_WAIT, self._ids[0], self.aiontheball_conn_id, self.log, self._settings, budget_clock=clock,
+            announce_delay=False,
+        )  # fmt: skip
+
+    def execute(self, context: Context) -> Any:
+        analysis_id, video_id = self._ids  # bad input fails here, before any request
+        if not self.deferrable:
+            return super().execute(context)
+        # Poke once first: an analysis that is already done (or failed) needs no triggerer round trip.
+        result = self.poke(context)
+        if isinstance(result, PokeReturnValue) and result.is_done:
+            return result.xcom_value
         from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
 
-        return AIOnTheBallAnalysisTrigger(
-            analysis_id=resource_id,
-            aiontheball_conn_id=self.aiontheball_conn_id,
-            poll_interval=self.max_poll_interval,
-            end_time=end_time,
-            min_poll_interval=self.min_poll_interval,
-            max_consecutive_errors=self.max_consecutive_errors,
-            error_budget_seconds=self.error_budget_seconds,
-            video_id=self._video_id,
+        self.defer(
+            trigger=AIOnTheBallAnalysisTrigger(
+                analysis_id=analysis_id,
+                aiontheball_conn_id=self.aiontheball_conn_id,
+                end_time=time.time() + self.timeout,
+                video_id=video_id,
+                **self._settings.trigger_kwargs(),
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
         )
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        """One poll: done (with the analysis as XCom), still waiting, or an exception that ends the task."""
+        from airflow_provider_aiontheball.waiting import poke
+
+        analysis_id, video_id = self._ids
+        analysis = poke(
+            self._wait,
+            lambda: self.hook.get_analysis(analysis_id, video_id=video_id),
+            context,
+            reschedule=self.reschedule,
+        )
+        return False if analysis is None else PokeReturnValue(is_done=True, xcom_value=analysis)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger fired. Fails closed: only a ``success`` event passes."""
+        from airflow_provider_aiontheball.waiting import result_from_event
+
+        analysis = result_from_event(event, "analysis", AirflowSensorTimeout)
+        self.log.info("%s", (event or {}).get("message"))
+        return analysis

@@ -1,21 +1,35 @@
-"""Sensor that waits for a video to become ``available`` (poke, reschedule or deferrable)."""
+"""Sensor that waits for a video to become ``available`` (poke, reschedule or deferrable).
+
+DAG files import this module: it imports no HTTP library, no hook and no waiting machinery at module
+level (the hook is built on first use, :mod:`~airflow_provider_aiontheball.waiting` when poking).
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aiontheball.defaults import DEFAULT_CONN_ID
-from airflow_provider_aiontheball.links.video import XCOM_MP4_SOURCE, AIOnTheBallVideoLink, reserve_link_xcom
-from airflow_provider_aiontheball.sensors._base import AIOnTheBallWaitSensor
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue, conf
+
+from airflow_provider_aiontheball.defaults import (
+    DEFAULT_CONN_ID,
+    DEFAULT_ERROR_BUDGET_SECONDS,
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    DEFAULT_MIN_POLL_INTERVAL,
+)
+from airflow_provider_aiontheball.links.video import AIOnTheBallVideoLink, push_link_xcom, reserve_link_xcom
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
+    from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
+    from airflow_provider_aiontheball.waiting import Wait, WaitSettings
 
 
-class AIOnTheBallVideoSensor(AIOnTheBallWaitSensor):
+class AIOnTheBallVideoSensor(BaseSensorOperator):
     """Wait until an AI on the Ball video is ``available``; return the video (XCom ``return_value``).
 
     ``available`` succeeds. ``error`` and ``no_match_detected``, a deleted video (404) and a refused
@@ -24,21 +38,23 @@ class AIOnTheBallVideoSensor(AIOnTheBallWaitSensor):
     trouble (connection errors, 429, 5xx) is tolerated within an error budget; past it the task fails
     and Airflow's retries apply.
 
-    In deferrable mode the sensor pokes once, then frees its worker slot and waits in the triggerer
-    (polling adaptively: soon after a change, backing off up to ``poke_interval`` while nothing
-    changes). ``timeout`` and ``soft_fail`` behave as in poke mode.
+    In deferrable mode the sensor pokes once (no deferral if the video is already available or
+    failed), then frees its worker slot and waits in the triggerer (polling adaptively: soon after a
+    change, backing off up to ``poll_interval`` while nothing changes), with
+    ``timeout=timedelta(seconds=self.timeout)``, so ``timeout`` and ``soft_fail`` behave as in poke mode.
 
     :param video_id: id of the video (templated), e.g.
         ``"{{ ti.xcom_pull(task_ids='create_video', key='video_id') }}"`` or an ``XComArg``.
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
     :param deferrable: wait in the triggerer instead of a worker slot. Default: the
         ``[operators] default_deferrable`` setting (False unless configured).
+    :param poll_interval: longest interval between polls of the deferred wait, in seconds. Default:
+        ``poke_interval``.
     :param min_poll_interval: seconds between polls right after a status change (deferrable mode).
         Default 5.
     :param max_consecutive_errors: transient failures in a row tolerated. Default 10.
     :param error_budget_seconds: seconds of uninterrupted transient failures tolerated. Default 900.
-    :param poke_interval: seconds between pokes, and the longest interval of the deferred wait.
-        Default 60.
+    :param poke_interval: seconds between pokes in poke/reschedule mode. Default 60.
     :param timeout: seconds before the sensor times out (then ``soft_fail`` decides). Default 7 days.
     """
 
@@ -47,40 +63,100 @@ class AIOnTheBallVideoSensor(AIOnTheBallWaitSensor):
     ui_color = "#2e7d32"
     ui_fgcolor = "#ffffff"
 
-    resource = "video"
-    id_field = "video_id"
-
     def __init__(
         self,
         *,
         video_id: int | str,
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float | None = None,
+        min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
         **kwargs: Any,
     ) -> None:
-        super().__init__(aiontheball_conn_id=aiontheball_conn_id, **kwargs)
+        super().__init__(**kwargs)
         self.video_id = video_id
+        self.aiontheball_conn_id = aiontheball_conn_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.min_poll_interval = min_poll_interval
+        self.max_consecutive_errors = max_consecutive_errors
+        self.error_budget_seconds = error_budget_seconds
 
-    def fetch(self, resource_id: int) -> dict[str, Any]:
-        return self.hook.get_video(resource_id)
+    @cached_property
+    def hook(self) -> AIOnTheBallHook:
+        from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
+
+        return AIOnTheBallHook(self.aiontheball_conn_id)
+
+    @property
+    def _video_id(self) -> int:
+        """The rendered id, validated (raises :class:`AIOnTheBallInputError` naming the field)."""
+        from airflow_provider_aiontheball.exceptions import bad_input_fails_task
+        from airflow_provider_aiontheball.validation import validate_id
+
+        with bad_input_fails_task():
+            return validate_id(self.video_id, "video_id")
+
+    @property
+    def _settings(self) -> WaitSettings:
+        from airflow_provider_aiontheball.waiting import WaitSettings
+
+        poll_interval = self.poke_interval if self.poll_interval is None else self.poll_interval
+        return WaitSettings(
+            poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
+        )
+
+    @cached_property
+    def _wait(self) -> Wait:
+        from airflow_provider_aiontheball.waiting import VIDEO_WAIT, Wait
+
+        # Wall clock for the error budget in reschedule mode: the streak continues in a later poke's process.
+        clock = time.time if self.reschedule else time.monotonic
+        return Wait(
+            VIDEO_WAIT, self._video_id, self.aiontheball_conn_id, self.log, self._settings, budget_clock=clock,
+            announce_delay=False,
+        )  # fmt: skip
 
     def execute(self, context: Context) -> Any:
+        video_id = self._video_id  # bad input fails here, before any request
         reserve_link_xcom(context)
-        return super().execute(context)
-
-    def on_success(self, context: Context, resource: dict[str, Any]) -> None:
-        # For the "AI on the Ball video" link: built from XCom, never by calling the API on page load.
-        if resource.get("mp4_source"):
-            context["ti"].xcom_push(key=XCOM_MP4_SOURCE, value=resource["mp4_source"])
-
-    def build_trigger(self, resource_id: int, end_time: float) -> AIOnTheBallVideoTrigger:
+        if not self.deferrable:
+            return super().execute(context)
+        # Poke once first: a video that is already available (or failed) needs no triggerer round trip.
+        result = self.poke(context)
+        if isinstance(result, PokeReturnValue) and result.is_done:
+            return result.xcom_value
         from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
 
-        return AIOnTheBallVideoTrigger(
-            video_id=resource_id,
-            aiontheball_conn_id=self.aiontheball_conn_id,
-            poll_interval=self.poke_interval,
-            end_time=end_time,
-            min_poll_interval=self.min_poll_interval,
-            max_consecutive_errors=self.max_consecutive_errors,
-            error_budget_seconds=self.error_budget_seconds,
+        self.defer(
+            trigger=AIOnTheBallVideoTrigger(
+                video_id=video_id,
+                aiontheball_conn_id=self.aiontheball_conn_id,
+                end_time=time.time() + self.timeout,
+                **self._settings.trigger_kwargs(),
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
         )
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        """One poll: done (with the video as XCom), still waiting, or an exception that ends the task."""
+        from airflow_provider_aiontheball.waiting import poke
+
+        video_id = self._video_id
+        video = poke(self._wait, lambda: self.hook.get_video(video_id), context, reschedule=self.reschedule)
+        if video is None:
+            return False
+        push_link_xcom(context, video)
+        return PokeReturnValue(is_done=True, xcom_value=video)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger fired. Fails closed: only a ``success`` event passes."""
+        from airflow_provider_aiontheball.waiting import result_from_event
+
+        video = result_from_event(event, "video", AirflowSensorTimeout)
+        self.log.info("%s", (event or {}).get("message"))
+        push_link_xcom(context, video)
+        return video

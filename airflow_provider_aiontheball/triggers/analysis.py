@@ -1,26 +1,28 @@
-"""Trigger that waits, in the triggerer, for an analysis to be ``done`` — polling near its expected finish."""
+"""Trigger that waits, in the triggerer, for an analysis to be ``done`` — polling near its expected finish.
+
+Its classpath and kwargs are stored in users' trigger rows: only add kwargs with defaults, never rename
+or move the class. The wait itself is :func:`airflow_provider_aiontheball.waiting.wait_in_triggerer`.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import AsyncIterator
+from typing import Any
 
-from airflow_provider_aiontheball._waiting import progress_of
-from airflow_provider_aiontheball.hooks._client import DEFAULT_CONN_ID
-from airflow_provider_aiontheball.polling import (
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_aiontheball.defaults import (
     DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
     DEFAULT_ANALYSIS_POLL_INTERVAL,
+    DEFAULT_CONN_ID,
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
-    ProgressSchedule,
 )
-from airflow_provider_aiontheball.statuses import ANALYSIS_STATUSES
-from airflow_provider_aiontheball.triggers._base import AIOnTheBallWaitTrigger
-
-if TYPE_CHECKING:
-    from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallAsyncHook
+from airflow_provider_aiontheball.waiting import ANALYSIS_WAIT, Wait, WaitSettings, wait_in_triggerer
 
 
-class AIOnTheBallAnalysisTrigger(AIOnTheBallWaitTrigger):
+class AIOnTheBallAnalysisTrigger(BaseTrigger):
     """Poll an analysis until it is ``done`` with results available, fails, or the deadline passes.
 
     The analysis reports ``progress`` (0-100); the trigger estimates when it will finish from the rate
@@ -28,8 +30,11 @@ class AIOnTheBallAnalysisTrigger(AIOnTheBallWaitTrigger):
     ``poll_interval``), then polls every ``min_poll_interval`` through the last few percent. Simulated
     over hundreds of 1-6 h analyses with noisy progress this needs ~25-35 calls per 4-hour wait and
     notices the finish within ``min_poll_interval`` (fixed 60 s polling: ~240 calls). Without progress
-    it backs off adaptively up to 5 minutes. Yields one event like the video trigger, with keys
-    ``analysis_id``, ``analysis_status`` and, on success, ``analysis``.
+    it backs off adaptively up to 5 minutes. Failures, serialization and deadline as the video
+    trigger. Yields one event::
+
+        {"status": "success" | "failed" | "timeout" | "error", "analysis_id": 1247,
+         "analysis_status": "done", "message": "...", "analysis": {...}}   # "analysis" on success only
 
     :param analysis_id: the analysis to wait for.
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
@@ -43,10 +48,6 @@ class AIOnTheBallAnalysisTrigger(AIOnTheBallWaitTrigger):
         ``GET /videos/{id}`` if the server has no ``GET /analyses/{id}`` (undocumented). Default: none.
     """
 
-    resource = "analysis"
-    vocabulary = ANALYSIS_STATUSES
-    id_kwarg = "analysis_id"
-
     def __init__(
         self,
         analysis_id: int,
@@ -59,40 +60,53 @@ class AIOnTheBallAnalysisTrigger(AIOnTheBallWaitTrigger):
         started_at: float | None = None,
         video_id: int | None = None,
     ) -> None:
-        super().__init__(
-            analysis_id,
-            aiontheball_conn_id=aiontheball_conn_id,
-            poll_interval=poll_interval,
-            end_time=end_time,
-            min_poll_interval=min_poll_interval,
-            max_consecutive_errors=max_consecutive_errors,
-            error_budget_seconds=error_budget_seconds,
-            started_at=started_at,
-        )
+        super().__init__()
+        self.analysis_id = int(analysis_id)
+        self.aiontheball_conn_id = aiontheball_conn_id
+        self.settings = WaitSettings(poll_interval, min_poll_interval, max_consecutive_errors, error_budget_seconds)
+        self.end_time = None if end_time is None else float(end_time)
+        self.started_at = time.time() if started_at is None else float(started_at)
         self.video_id = None if video_id is None else int(video_id)
 
-    @property
-    def analysis_id(self) -> int:
-        return self.resource_id
-
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        classpath, kwargs = super().serialize()
-        return classpath, {**kwargs, "video_id": self.video_id}
+        """Only ids, the connection id, polling settings and the deadline; never a secret."""
+        return (
+            "airflow_provider_aiontheball.triggers.analysis.AIOnTheBallAnalysisTrigger",
+            {
+                "analysis_id": self.analysis_id,
+                "aiontheball_conn_id": self.aiontheball_conn_id,
+                **self.settings.trigger_kwargs(),
+                "end_time": self.end_time,
+                "started_at": self.started_at,
+                "video_id": self.video_id,
+            },
+        )
 
-    async def fetch(self, hook: AIOnTheBallAsyncHook) -> dict[str, Any]:
-        return await hook.get_analysis(self.resource_id, video_id=self.video_id)
+    def __repr__(self) -> str:
+        return (
+            f"AIOnTheBallAnalysisTrigger(analysis_id={self.analysis_id}, "
+            f"aiontheball_conn_id={self.aiontheball_conn_id!r}, end_time={self.end_time})"
+        )
 
-    def new_schedule(self) -> ProgressSchedule:
-        return ProgressSchedule(min_interval=self.min_poll_interval, max_interval=self.poll_interval)
-
-    def next_interval(self, schedule: Any, resource: dict[str, Any], now: float) -> float:
-        return float(schedule.after_observation(resource.get("status"), progress_of(resource), now))
-
-    def describe_state(self, resource: dict[str, Any]) -> str:
-        progress = progress_of(resource)
-        status = str(resource.get("status"))
-        return status if progress is None else f"{status} {progress:.0f}%"
-
-    def is_ready(self, resource: dict[str, Any]) -> bool:
-        # ``done`` is documented as "results available"; trust an explicit false over the status.
-        return resource.get("results_available") is not False
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        wait = Wait(
+            ANALYSIS_WAIT,
+            self.analysis_id,
+            self.aiontheball_conn_id,
+            self.log,
+            self.settings,
+            started_at=self.started_at,
+            end_time=self.end_time,
+        )
+        decision = await wait_in_triggerer(
+            wait, lambda hook: hook.get_analysis(self.analysis_id, video_id=self.video_id)
+        )
+        payload: dict[str, Any] = {
+            "status": str(decision.status),
+            "analysis_id": self.analysis_id,
+            "analysis_status": decision.last_status,
+            "message": decision.message,
+        }
+        if decision.resource is not None:
+            payload["analysis"] = decision.resource
+        yield TriggerEvent(payload)

@@ -1,30 +1,38 @@
-"""Trigger that waits, in the triggerer, for a video to become ``available`` or fail for good."""
+"""Trigger that waits, in the triggerer, for a video to become ``available`` or fail for good.
+
+Its classpath and kwargs are stored in users' trigger rows: only add kwargs with defaults, never rename
+or move the class. The wait itself is :func:`airflow_provider_aiontheball.waiting.wait_in_triggerer`.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import AsyncIterator
+from typing import Any
 
-from airflow_provider_aiontheball.hooks._client import DEFAULT_CONN_ID
-from airflow_provider_aiontheball.polling import (
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_aiontheball.defaults import (
+    DEFAULT_CONN_ID,
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     DEFAULT_MIN_POLL_INTERVAL,
     DEFAULT_POLL_INTERVAL,
 )
-from airflow_provider_aiontheball.statuses import VIDEO_STATUSES
-from airflow_provider_aiontheball.triggers._base import AIOnTheBallWaitTrigger
-
-if TYPE_CHECKING:
-    from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallAsyncHook
+from airflow_provider_aiontheball.waiting import VIDEO_WAIT, Wait, WaitSettings, wait_in_triggerer
 
 
-class AIOnTheBallVideoTrigger(AIOnTheBallWaitTrigger):
+class AIOnTheBallVideoTrigger(BaseTrigger):
     """Poll ``GET /videos/{id}`` until the video is ``available``, fails, or the deadline passes.
 
-    Polls at once, then every ``min_poll_interval`` seconds after a status change, growing by half each time up to
-    ``poll_interval`` while nothing changes. Yields one event:
-    ``{"status": "success" | "failed" | "timeout" | "error", "video_id", "video_status", "message"}``
-    plus ``"video"`` (the video object) on success.
+    Polls at once, then every ``min_poll_interval`` seconds after a status change, growing by half each
+    time up to ``poll_interval`` while nothing changes. Transient failures (connection errors,
+    timeouts, 429, 5xx, garbled bodies) are tolerated within the error budget; ``Retry-After`` sets the
+    next interval. Serializes ids, the connection id, settings and a wall-clock deadline — never a token
+    — so a triggerer restart rebuilds the same wait with the same deadline. Yields one event::
+
+        {"status": "success" | "failed" | "timeout" | "error", "video_id": 790,
+         "video_status": "available", "message": "...", "video": {...}}   # "video" on success only
 
     :param video_id: the video to wait for.
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
@@ -33,12 +41,9 @@ class AIOnTheBallVideoTrigger(AIOnTheBallWaitTrigger):
     :param min_poll_interval: interval after a status change, in seconds. Default 5.
     :param max_consecutive_errors: transient failures in a row tolerated. Default 10.
     :param error_budget_seconds: seconds of uninterrupted transient failures tolerated. Default 900.
-    :param started_at: wall-clock start of the whole wait, epoch seconds. Default: now.
+    :param started_at: wall-clock start of the whole wait, epoch seconds (messages after a triggerer
+        restart still say how long the whole wait took). Default: now.
     """
-
-    resource = "video"
-    vocabulary = VIDEO_STATUSES
-    id_kwarg = "video_id"
 
     def __init__(
         self,
@@ -51,20 +56,49 @@ class AIOnTheBallVideoTrigger(AIOnTheBallWaitTrigger):
         error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
         started_at: float | None = None,
     ) -> None:
-        super().__init__(
-            video_id,
-            aiontheball_conn_id=aiontheball_conn_id,
-            poll_interval=poll_interval,
-            end_time=end_time,
-            min_poll_interval=min_poll_interval,
-            max_consecutive_errors=max_consecutive_errors,
-            error_budget_seconds=error_budget_seconds,
-            started_at=started_at,
+        super().__init__()
+        self.video_id = int(video_id)
+        self.aiontheball_conn_id = aiontheball_conn_id
+        self.settings = WaitSettings(poll_interval, min_poll_interval, max_consecutive_errors, error_budget_seconds)
+        self.end_time = None if end_time is None else float(end_time)
+        self.started_at = time.time() if started_at is None else float(started_at)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Only ids, the connection id, polling settings and the deadline; never a secret."""
+        return (
+            "airflow_provider_aiontheball.triggers.video.AIOnTheBallVideoTrigger",
+            {
+                "video_id": self.video_id,
+                "aiontheball_conn_id": self.aiontheball_conn_id,
+                **self.settings.trigger_kwargs(),
+                "end_time": self.end_time,
+                "started_at": self.started_at,
+            },
         )
 
-    @property
-    def video_id(self) -> int:
-        return self.resource_id
+    def __repr__(self) -> str:
+        return (
+            f"AIOnTheBallVideoTrigger(video_id={self.video_id}, "
+            f"aiontheball_conn_id={self.aiontheball_conn_id!r}, end_time={self.end_time})"
+        )
 
-    async def fetch(self, hook: AIOnTheBallAsyncHook) -> dict[str, Any]:
-        return await hook.get_video(self.resource_id)
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        wait = Wait(
+            VIDEO_WAIT,
+            self.video_id,
+            self.aiontheball_conn_id,
+            self.log,
+            self.settings,
+            started_at=self.started_at,
+            end_time=self.end_time,
+        )
+        decision = await wait_in_triggerer(wait, lambda hook: hook.get_video(self.video_id))
+        payload: dict[str, Any] = {
+            "status": str(decision.status),
+            "video_id": self.video_id,
+            "video_status": decision.last_status,
+            "message": decision.message,
+        }
+        if decision.resource is not None:
+            payload["video"] = decision.resource
+        yield TriggerEvent(payload)
