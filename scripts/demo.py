@@ -1,7 +1,7 @@
 """``make demo``: run the match-ingestion example DAG in real Airflow against the bundled simulator.
 
 No API token and no network needed: the simulator serves the AI on the Ball API on loopback. Real
-Airflow processes (scheduler, triggerer, ...; see ``airflow_harness``) run in a throwaway
+Airflow processes (scheduler, triggerer, ...; see ``tests/airflow_harness.py``) run in a throwaway
 ``AIRFLOW_HOME``; the DAG's sensors defer to the triggerer. At the end every process started here is
 stopped and a summary is printed. Exit code 0 only if the run succeeded and nothing was left running.
 
@@ -19,7 +19,19 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from airflow_harness import AirflowHarness, HarnessConfig, HarnessError, RunReport, format_summary
+# `python scripts/demo.py` puts only scripts/ on sys.path; the harness is test code shared with
+# tests/test_e2e.py (`tests.airflow_harness`), so make the repository root importable first.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.airflow_harness import (  # noqa: E402 - needs the repository root on sys.path (above)
+    AirflowHarness,
+    HarnessConfig,
+    HarnessError,
+    RunReport,
+    format_summary,
+)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,14 +1,22 @@
-"""Helpers shared by tests (imported as ``tests.helpers``; fixtures stay in ``conftest.py``)."""
+"""Helpers shared by tests, imported as ``tests.helpers``: constants, the connection, a stand-in task
+context, simulator control calls and DAG files. Fixtures stay in ``conftest.py`` (never import it: pytest
+already loaded it, and a second import would make a second copy of everything in it).
+
+``conftest.py`` sets ``AIRFLOW_HOME`` before it imports this module, so Airflow may be imported here.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+import shutil
 import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 try:  # Airflow 3.3+: the task state store that durable create operators use
@@ -17,6 +25,80 @@ try:  # Airflow 3.3+: the task state store that durable create operators use
     HAS_TASK_STATE_STORE = True
 except ImportError:
     HAS_TASK_STATE_STORE = False
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_DAGS = REPO / "example_dags"
+
+TOKEN = "test-token-4f9c2a7e1b"
+OTHER_TOKEN = "other-org-token-8d3e"
+CONN_ENV = "AIRFLOW_CONN_AIONTHEBALL_DEFAULT"
+#: Retry waits short by configuration (not by patching sleeps away): 10 ms first step, 2 s cap.
+FAST_RETRY_EXTRA = {"retry_min_wait": 0.01, "retry_max_wait": 2, "retry_limit": 3, "timeout": 5}
+
+#: Fast simulator timings: a video moves one status every 0.2 s; an analysis runs for about 1.5 s.
+FAST_SIMULATOR = {
+    "video_step_seconds": 0.2,
+    "analysis_init_seconds": 0.1,
+    "analysis_seconds": 1.0,
+    "analysis_aggregating_seconds": 0.2,
+}
+
+
+def connection_json(base_url: str, token: str = TOKEN, **extra: object) -> str:
+    return json.dumps({"conn_type": "aiontheball", "host": base_url, "password": token, "extra": extra})
+
+
+class RecordingTaskInstance:
+    """Stand-in for the task instance in unit tests that call ``execute()`` directly: records XComs.
+
+    Real runs (``dag.test()`` and the e2e test) use Airflow's own task instances.
+    """
+
+    dag_id = "test_dag"
+    task_id = "test_task"
+    run_id = "test_run"
+    map_index = -1
+    max_tries = 0
+
+    def __init__(self, try_number: int = 1) -> None:
+        self.try_number = try_number
+        self.xcoms: dict[str, Any] = {}
+
+    def get_first_reschedule_date(self, context: Any) -> None:
+        """Airflow 3's reschedule-mode sensors ask this; a first poke has no earlier reschedule."""
+        return None
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+@dataclass
+class FakeDagRun:
+    start_date: Any
+
+
+def task_context(try_number: int = 1, run_started: Any = None) -> dict[str, Any]:
+    """A minimal execution context: ``ti`` (recording XComs) and ``dag_run`` (with its start date)."""
+    return {"ti": RecordingTaskInstance(try_number), "dag_run": FakeDagRun(run_started)}
+
+
+@dataclass
+class CapturedLogs:
+    """Log output of both logging systems: stdlib (Airflow 2, our modules) and structlog (Airflow 3).
+
+    What the ``all_logs`` fixture yields.
+    """
+
+    caplog: pytest.LogCaptureFixture
+    structlog_entries: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[str]:
+        return [r.getMessage() for r in self.caplog.records] + [str(e.get("event")) for e in self.structlog_entries]
+
+    @property
+    def text(self) -> str:
+        return self.caplog.text + "\n".join(repr(e) for e in self.structlog_entries)
 
 
 def api_requests(server: Any, method: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
@@ -28,6 +110,20 @@ def api_requests(server: Any, method: str | None = None, path: str | None = None
 def inject(server: Any, **fault: Any) -> None:
     """Queue a simulator fault (see ``Fault``)."""
     requests.post(f"{server.control_url}/faults", json=fault, timeout=5).raise_for_status()
+
+
+def stats(server: Any) -> dict[str, Any]:
+    """The simulator's counters (``GET /_control/stats``)."""
+    counters: dict[str, Any] = requests.get(f"{server.control_url}/stats", timeout=5).json()
+    return counters
+
+
+def load_dag_file(source: Path) -> Any:
+    """Copy a DAG file into the dags folder (Airflow 3.3's ``dag.test()`` runs only bundle DAGs), import it
+    under a fresh module name and return the one DAG it defines."""
+    target = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / source.name
+    shutil.copyfile(source, target)
+    return import_dag(target)
 
 
 def write_dag(source: str, name: str) -> Any:

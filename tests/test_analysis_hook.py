@@ -10,13 +10,9 @@ import requests
 
 from airflow_provider_aiontheball.exceptions import AIOnTheBallConflictError, AIOnTheBallNotFoundError
 from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
+from tests.helpers import api_requests
 
 VIDEO_URL = "https://example.com/match.mp4"
-
-
-def api_requests(server, method: str | None = None) -> list[dict]:
-    logged = requests.get(f"{server.control_url}/requests", timeout=5).json()["requests"]
-    return [r for r in logged if method is None or r["method"] == method]
 
 
 @pytest.fixture

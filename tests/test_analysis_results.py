@@ -6,20 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-import requests
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_aiontheball.exceptions import AIOnTheBallInputError, AIOnTheBallResultsNotReadyError
 from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
 from airflow_provider_aiontheball.operators.analysis import AIOnTheBallAnalysisResultsOperator
-from tests.conftest import task_context
+from tests.helpers import api_requests, task_context
 
 VIDEO_URL = "https://example.com/match.mp4"
 QUERY = {"filters": [{"type": "team_possession", "teams": ["team_0"]}], "pad_sec": 0}
-
-
-def api_requests(server) -> list[dict]:
-    return requests.get(f"{server.control_url}/requests", timeout=5).json()["requests"]
 
 
 @pytest.fixture

@@ -19,16 +19,11 @@ from airflow_provider_aiontheball.operators.analysis import AIOnTheBallCreateAna
 from airflow_provider_aiontheball.sensors.analysis import AIOnTheBallAnalysisSensor
 from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
 from airflow_provider_aiontheball.waiting import ANALYSIS_WAIT
-from tests.conftest import TOKEN, task_context
+from tests.helpers import TOKEN, api_requests, task_context
 
 VIDEO_URL = "https://example.com/match.mp4"
 #: The simulator's analysis runs ~1.5 s; poll fast by configuration.
 FAST = {"poll_interval": 0.3, "min_poll_interval": 0.05}
-
-
-def api_requests(server, method: str | None = None) -> list[dict]:
-    logged = requests.get(f"{server.control_url}/requests", timeout=5).json()["requests"]
-    return [r for r in logged if method is None or r["method"] == method]
 
 
 def new_video_and_analysis(url: str = VIDEO_URL) -> tuple[int, int]:

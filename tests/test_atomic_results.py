@@ -26,7 +26,7 @@ from airflow_provider_aiontheball.exceptions import AIOnTheBallTransportError
 from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
 from airflow_provider_aiontheball.operators.analysis import AIOnTheBallAnalysisResultsOperator
 from airflow_provider_aiontheball.testing.simulator import Fault
-from tests.conftest import TOKEN, task_context
+from tests.helpers import TOKEN, task_context
 
 VIDEO_URL = "https://example.com/match.mp4"
 MEMORY_URI = "memory://bucket/results"

@@ -1,6 +1,6 @@
 """End to end: the match-ingestion example in real Airflow processes with a real triggerer.
 
-The module runs the DAG once, with the harness ``make demo`` uses (``scripts/airflow_harness.py``):
+The module runs the DAG once, with the harness ``make demo`` uses (``tests/airflow_harness.py``):
 the simulator CLI on loopback, a throwaway SQLite ``AIRFLOW_HOME``, and the Airflow components as
 separate processes (Airflow 3: api-server, scheduler with the LocalExecutor, dag-processor, triggerer;
 Airflow 2: scheduler with the SequentialExecutor, triggerer). Every test then checks one aspect of that
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from scripts.airflow_harness import (
+from tests.airflow_harness import (
     EXAMPLE_DAGS_DIR,
     FIRED_MARK,
     MATCH_INGESTION_DAG_ID,

@@ -17,8 +17,16 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_aiontheball.exceptions import AIOnTheBallCreateOutcomeUnknownError
 from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
 from airflow_provider_aiontheball.operators.video import AIOnTheBallCreateVideoOperator
-from tests.conftest import task_context
-from tests.helpers import HAS_TASK_STATE_STORE, api_requests, inject, states, task_instances, write_dag, xcom_value
+from tests.helpers import (
+    HAS_TASK_STATE_STORE,
+    api_requests,
+    inject,
+    states,
+    task_context,
+    task_instances,
+    write_dag,
+    xcom_value,
+)
 
 URL_A = "https://example.com/matches/ajax-psv-camera-a.mp4"
 URL_B = "https://example.com/matches/ajax-psv-camera-b.mp4"

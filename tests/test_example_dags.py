@@ -8,18 +8,9 @@ import logging
 import pytest
 import requests
 
-from tests.conftest import EXAMPLE_DAGS, load_dag_file
+from tests.helpers import EXAMPLE_DAGS, api_requests, load_dag_file, states
 
 EXAMPLE_FILES = sorted(EXAMPLE_DAGS.glob("example_*.py"))
-
-
-def api_requests(server, method: str | None = None) -> list[dict]:
-    logged = requests.get(f"{server.control_url}/requests", timeout=5).json()["requests"]
-    return [r for r in logged if method is None or r["method"] == method]
-
-
-def states(dag_run) -> dict[tuple[str, int], str]:
-    return {(ti.task_id, ti.map_index): str(ti.state) for ti in dag_run.get_task_instances()}
 
 
 def test_there_are_examples():

@@ -35,8 +35,18 @@ from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
 from airflow_provider_aiontheball.operators.video import AIOnTheBallCreateVideoOperator, AIOnTheBallDeleteVideoOperator
 from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
 from airflow_provider_aiontheball.validation import validate_id, validate_integer, video_create_body
-from tests.conftest import CONN_ENV, FAST_RETRY_EXTRA, TOKEN, connection_json, task_context
-from tests.helpers import HAS_TASK_STATE_STORE, api_requests, inject, states, write_dag
+from tests.helpers import (
+    CONN_ENV,
+    FAST_RETRY_EXTRA,
+    HAS_TASK_STATE_STORE,
+    TOKEN,
+    api_requests,
+    connection_json,
+    inject,
+    states,
+    task_context,
+    write_dag,
+)
 
 SIGNATURE = "c0ffee5ca1ab1e0ddba11deadbeefcafef00d5eedbadc0de1234567890abcdef"
 CREDENTIAL = "AKIAEXAMPLEKEY123456%2F20250115%2Feu-west-1%2Fs3%2Faws4_request"

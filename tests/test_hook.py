@@ -7,7 +7,6 @@ import json
 import time
 
 import pytest
-import requests
 
 from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallAuthError,
@@ -22,25 +21,10 @@ from airflow_provider_aiontheball.exceptions import (
 )
 from airflow_provider_aiontheball.hooks._client import ApiRequest
 from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
-from tests.conftest import CONN_ENV, FAST_RETRY_EXTRA, OTHER_TOKEN, TOKEN, connection_json
+from tests.helpers import CONN_ENV, FAST_RETRY_EXTRA, OTHER_TOKEN, TOKEN, api_requests, connection_json, inject, stats
 
 VIDEO_URL = "https://example.com/match-video.mp4"
 MATCH = {"title": "Team A vs Team B", "home_team_name": "Team A", "away_team_name": "Team B"}
-
-
-def inject(server, **fault) -> None:
-    """Queue a fault in the simulator through its control API."""
-    response = requests.post(f"{server.control_url}/faults", json=fault, timeout=5)
-    response.raise_for_status()
-
-
-def api_requests(server, method: str | None = None, path: str | None = None) -> list[dict]:
-    logged = requests.get(f"{server.control_url}/requests", timeout=5).json()["requests"]
-    return [r for r in logged if (method is None or r["method"] == method) and (path is None or r["path"] == path)]
-
-
-def stats(server) -> dict:
-    return requests.get(f"{server.control_url}/stats", timeout=5).json()
 
 
 @pytest.fixture

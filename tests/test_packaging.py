@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 AIRFLOW = [sys.executable, "-m", "airflow"]
 
@@ -45,7 +45,8 @@ def test_wheel_ships_the_package_the_simulator_and_type_marker(wheel):
         "airflow_provider_aiontheball/operators/analysis.py",
         "airflow_provider_aiontheball/sensors/video.py",
         "airflow_provider_aiontheball/triggers/video.py",
-        "airflow_provider_aiontheball/testing/simulator.py",
+        "airflow_provider_aiontheball/testing/simulator/__init__.py",
+        "airflow_provider_aiontheball/testing/simulator/__main__.py",
         "airflow_provider_aiontheball/testing/_tracking_sample.py",
     ):
         assert required in names, required

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-import requests
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_provider_aiontheball.exceptions import (
@@ -20,19 +19,10 @@ from airflow_provider_aiontheball.operators.video import (
     AIOnTheBallUpdateVideoOperator,
 )
 from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
-from tests.conftest import CONN_ENV, task_context
+from tests.helpers import CONN_ENV, api_requests, inject, task_context
 
 VIDEO_URL = "https://example.com/ajax-psv.mp4"
 MATCH = {"title": "Ajax vs PSV", "home_team_name": "Ajax", "away_team_name": "PSV", "date": "2025-01-15"}
-
-
-def api_requests(server, method: str | None = None) -> list[dict]:
-    logged = requests.get(f"{server.control_url}/requests", timeout=5).json()["requests"]
-    return [r for r in logged if method is None or r["method"] == method]
-
-
-def inject(server, **fault) -> None:
-    requests.post(f"{server.control_url}/faults", json=fault, timeout=5).raise_for_status()
 
 
 def videos_on_server() -> list[dict]:

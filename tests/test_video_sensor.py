@@ -22,7 +22,7 @@ from airflow_provider_aiontheball.exceptions import (
 from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
 from airflow_provider_aiontheball.sensors.video import AIOnTheBallVideoSensor
 from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
-from tests.conftest import CONN_ENV, connection_json, task_context
+from tests.helpers import CONN_ENV, api_requests, connection_json, task_context
 
 VIDEO_URL = "https://example.com/match.mp4"
 FAST_POKE = {"poke_interval": 0.05, "timeout": 30}
@@ -30,10 +30,6 @@ FAST_POKE = {"poke_interval": 0.05, "timeout": 30}
 
 def create_video(url: str = VIDEO_URL) -> int:
     return AIOnTheBallHook().create_video(url)["id"]
-
-
-def api_requests(server) -> list[dict]:
-    return requests.get(f"{server.control_url}/requests", timeout=5).json()["requests"]
 
 
 def sensor(video_id, **kwargs) -> AIOnTheBallVideoSensor:

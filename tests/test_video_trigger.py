@@ -14,24 +14,11 @@ import requests
 from airflow_provider_aiontheball.hooks._async_sessions import shared_sessions
 from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
 from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
-from tests.conftest import OTHER_TOKEN, TOKEN, connection_json
+from tests.helpers import OTHER_TOKEN, TOKEN, api_requests, connection_json, inject, stats
 
 #: Short intervals by configuration: the simulator moves a video one status every 0.2 s.
 FAST = {"poll_interval": 0.2, "min_poll_interval": 0.02}
 VIDEO_URL = "https://example.com/match.mp4"
-
-
-def inject(server, **fault) -> None:
-    requests.post(f"{server.control_url}/faults", json=fault, timeout=5).raise_for_status()
-
-
-def api_requests(server, method: str | None = None) -> list[dict]:
-    logged = requests.get(f"{server.control_url}/requests", timeout=5).json()["requests"]
-    return [r for r in logged if method is None or r["method"] == method]
-
-
-def stats(server) -> dict:
-    return requests.get(f"{server.control_url}/stats", timeout=5).json()
 
 
 def create_video(url: str = VIDEO_URL) -> int:
