@@ -15,7 +15,8 @@ all wait the same way, through one :class:`Wait` and its one decision, :meth:`Wa
 
 Adding a resource kind: a policy here, a trigger and a sensor module that use it (see
 ``docs/architecture.md``). Nothing here performs I/O except through the ``fetch`` a caller passes in;
-the module imports no HTTP library and no Airflow, so DAG files that import sensors stay cheap.
+the module imports no HTTP library and no hook at module level (the triggerer's hook is imported when
+:func:`wait_in_triggerer` runs); sensors import it only when they poke, so DAG parsing never pays for it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_ERROR_BUDGET_SECONDS,
@@ -571,7 +572,7 @@ def poke(wait: Wait, fetch: Callable[[], dict[str, Any]], context: Any, *, resch
 
 def raise_for(
     status: str, message: str, on_timeout: Callable[[str], Exception], cause: BaseException | None = None
-) -> None:
+) -> NoReturn:
     """Raise what a finished, unsuccessful wait means to the task: the one mapping for every path.
 
     :raises AIOnTheBallTerminalError: ``failed`` (no retries).
@@ -600,4 +601,3 @@ def result_from_event(
     if status == EventStatus.SUCCESS and isinstance(payload.get(kind), dict):
         return dict(payload[kind])
     raise_for(str(status), message, on_timeout)
-    raise AssertionError("unreachable")  # pragma: no cover

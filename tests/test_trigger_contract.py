@@ -9,6 +9,7 @@ import json
 import pytest
 
 from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
+from airflow_provider_aiontheball.waiting import ANALYSIS_WAIT, VIDEO_WAIT
 
 #: Exactly what the code before the waiting redesign (commit b4af60c, ``triggers/_base.py``'s generic
 #: ``serialize``) stored in a trigger row, per trigger; the ids are added per test.
@@ -78,6 +79,8 @@ async def test_a_row_of_the_previous_release_is_rebuilt_and_completes(aionthebal
     assert len(events) == 1
     event = events[0]
     assert set(event) == keys
+    policy = {"video": VIDEO_WAIT, "analysis": ANALYSIS_WAIT}[kind]
+    assert keys == {"status", "message", policy.kind, policy.id_key, policy.status_key}, "the policy names the keys"
     assert event["status"] == "success"
     assert event[f"{kind}_id"] == (video_id if kind == "video" else analysis_id)
     assert event[kind]["id"] == event[f"{kind}_id"]
