@@ -3,6 +3,8 @@
 #   make test AIRFLOW_VERSION=2.11.2   the same on Airflow 2
 #   make demo                          an end-to-end run against the bundled simulator (no token needed)
 #   make bench                         the benchmarks (see benchmarks/README.md)
+#   make e2e-distributed               Airflow 3.3.2 with Celery, PostgreSQL, Redis, two workers and two
+#                                      triggerers, through fault drills (see docs/scale.md)
 # Each Airflow version gets its own virtualenv, (re)built when pyproject.toml changes.
 
 PYTHON ?= python3
@@ -12,7 +14,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test lint typecheck unit demo bench clean venv
+.PHONY: test lint typecheck unit demo bench clean venv e2e-distributed distributed-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,5 +47,29 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
 	$(BIN)/python benchmarks/run_all.py
 
+# The production-shaped run: its own virtualenv (Airflow with the celery and postgres extras), and
+# PostgreSQL and Redis from Debian's packages, installed when missing. The script starts and stops them.
+DISTRIBUTED_AIRFLOW_VERSION ?= 3.3.2
+DIST_VENV ?= .venv-distributed-$(DISTRIBUTED_AIRFLOW_VERSION)
+DIST_BIN := $(DIST_VENV)/bin
+DIST_STAMP := $(DIST_VENV)/.installed
+# Extra arguments for scripts/e2e_distributed.py (all of them: E2E_ARGS=--help).
+E2E_ARGS ?=
+
+DIST_CONSTRAINTS := constraints/distributed-$(DISTRIBUTED_AIRFLOW_VERSION).txt
+
+$(DIST_STAMP): pyproject.toml $(DIST_CONSTRAINTS)
+	@test -x $(DIST_BIN)/python || $(PYTHON) -m venv $(DIST_VENV)
+	$(DIST_BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(DIST_BIN)/python -m pip install --quiet --disable-pip-version-check -c $(DIST_CONSTRAINTS) \
+		"apache-airflow[celery,postgres]==$(DISTRIBUTED_AIRFLOW_VERSION)" -e ".[test]"
+	@touch $@
+
+distributed-venv: $(DIST_STAMP)
+
+e2e-distributed: $(DIST_STAMP)
+	scripts/install-services.sh
+	$(DIST_BIN)/python scripts/e2e_distributed.py $(E2E_ARGS)
+
 clean:
-	rm -rf .venv-airflow-* build dist *.egg-info
+	rm -rf .venv-airflow-* .venv-distributed-* build dist *.egg-info

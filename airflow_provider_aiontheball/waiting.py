@@ -69,6 +69,11 @@ class EventStatus(StrEnum):
     ERROR = "error"
 
 
+def utc_timestamp(epoch_seconds: float) -> str:
+    """``2026-12-02T15:04:05Z``: an epoch time as logged (UTC, whole seconds)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))
+
+
 def format_duration(seconds: float) -> str:
     """``3725`` → ``"1h 2m"``, ``42.4`` → ``"42 s"``, ``125`` → ``"2m 5s"``: for people, not machines."""
     seconds = max(0.0, seconds)
@@ -338,6 +343,13 @@ class Wait:
             return None
         return self._over(EventStatus.TIMEOUT, self.timed_out_message())
 
+    def deadline_phrase(self) -> str:
+        """``deadline 2026-12-02T15:04:05Z (started 2026-12-02T14:04:05Z)``, or ``no deadline (…)``."""
+        started = f"started {utc_timestamp(self.started_at)}"
+        if self.end_time is None:
+            return f"no deadline ({started})"
+        return f"deadline {utc_timestamp(self.end_time)} ({started})"
+
     def remaining(self) -> float | None:
         return None if self.end_time is None else max(self.end_time - self.wall_clock(), 0.0)
 
@@ -480,6 +492,9 @@ async def wait_in_triggerer(wait: Wait, fetch: Callable[[AIOnTheBallAsyncHook], 
 
     # Retries happen here, between polls, within the error budget; not inside one call.
     hook = AIOnTheBallAsyncHook(wait.conn_id, retry_limit=0)
+    # Logged by every triggerer that runs this trigger: after a takeover the new owner shows the same
+    # stored deadline (kwargs are absolute times, never "timeout from now").
+    wait.log.info("%s: waiting in the triggerer; %s", wait.name, wait.deadline_phrase())
     try:
         async with hook:
             while (decision := wait.expired()) is None:

@@ -46,6 +46,10 @@ from airflow_provider_aiontheball.sensors.video import AIOnTheBallVideoSensor
 #: takes only seconds.
 ANALYSIS_MIN_POLL_SECONDS = float(os.environ.get("AIONTHEBALL_EXAMPLE_ANALYSIS_MIN_POLL_SECONDS", "45"))
 
+#: Delay before a failed task's retry. ``make e2e-distributed`` shortens it: its drills kill a worker
+#: mid-task and check that the retry neither duplicates nor loses the match.
+RETRY_DELAY_SECONDS = float(os.environ.get("AIONTHEBALL_EXAMPLE_RETRY_DELAY_SECONDS", "120"))
+
 #: Matches ingested when the run does not override the param (public example URLs: the simulator
 #: accepts any URL; the real API needs MP4s it can download, 1080p or lower at 25 fps, ≥ 10 minutes).
 DEFAULT_MATCHES: list[dict[str, Any]] = [
@@ -117,7 +121,7 @@ def analysis_id_of(analysis: dict[str, Any]) -> int:
         # trigger; task retries cover what outlasts that (e.g. a long outage). Creating again is safe:
         # the operator reuses the video an earlier try created.
         "retries": 2,
-        "retry_delay": dt.timedelta(minutes=2),
+        "retry_delay": dt.timedelta(seconds=RETRY_DELAY_SECONDS),
     },
 )
 def example_aiontheball_match_ingestion() -> None:

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from pathlib import Path
-from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 # `python scripts/demo.py` puts only scripts/ on sys.path; the harness is test code shared with
 # tests/test_e2e.py (`tests.airflow_harness`), so make the repository root importable first.
@@ -28,9 +26,9 @@ if str(REPO_ROOT) not in sys.path:
 from tests.airflow_harness import (  # noqa: E402 - needs the repository root on sys.path (above)
     AirflowHarness,
     HarnessConfig,
-    HarnessError,
     RunReport,
     format_summary,
+    run_in,
 )
 
 
@@ -58,11 +56,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> NoReturn:
-    # SIGTERM (e.g. a CI timeout) takes the same path as Ctrl-C, so every child is stopped.
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -72,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--conf is not valid JSON: {exc}")
     if not isinstance(extra_conf, dict):
         parser.error("--conf must be a JSON object")
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     started = time.monotonic()
     harness = AirflowHarness(
         HarnessConfig(workdir=args.workdir, timeout=args.timeout, video_step_seconds=args.video_step_seconds),
@@ -81,23 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     # Results go into the throwaway directory, not the example's default (/tmp/aiontheball/results).
     conf: dict[str, Any] = {"output_path": str(harness.workdir / "results")} | extra_conf
     report: RunReport | None = None
-    try:
-        with harness:
-            run_id = harness.trigger(conf=conf)
-            harness.wait_for_run(run_id)
-            report = harness.report(run_id)
-            print("Stopping Airflow and the simulator…", flush=True)
-        # Leaving the `with` block stopped every process group (and printed how that went).
-    except HarnessError as exc:
-        print(f"\nThe demo failed: {exc}", file=sys.stderr)
-        print(harness.failure_details(15), file=sys.stderr)
-        print(f"\nAll logs: {harness.workdir}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        # The `with` block has stopped everything by now (a second Ctrl-C only makes that quicker).
-        outcome = "still running: " + "; ".join(harness.leftovers) if harness.leftovers else "stopped everything"
-        print(f"\nInterrupted; {outcome}. Logs: {harness.workdir}", file=sys.stderr)
-        return 130
+
+    def run() -> None:
+        nonlocal report
+        run_id = harness.trigger(conf=conf)
+        harness.wait_for_run(run_id)
+        report = harness.report(run_id)
+
+    if (code := run_in(harness, run, "Stopping Airflow and the simulator…")) is not None:
+        return code
     assert report is not None  # set unless an exception returned above
     leftovers = harness.leftovers
     print(f"Total demo time {time.monotonic() - started:.0f} s.\n")

@@ -133,10 +133,13 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def utc(value: str | None) -> dt.datetime | None:
-    """A timestamp from the DB (naive UTC text) or a log (ISO 8601 with offset) as an aware datetime."""
+def utc(value: str | dt.datetime | None) -> dt.datetime | None:
+    """A timestamp from the DB (naive UTC text from SQLite, a datetime from PostgreSQL) or a log (ISO 8601
+    with offset) as an aware datetime."""
     if not value:
         return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -514,7 +517,13 @@ class AirflowHarness:
         self.video_step_seconds = self.config.video_step_seconds or (4.0 if self.major >= 3 else 15.0)
         self.simulator: ManagedProcess | None = None
         self.simulator_url = ""  # http://127.0.0.1:PORT/api/v1 once the simulator is listening
+        #: The token the simulator accepts now (a token-rotation drill changes it); never printed.
+        self.api_token = self.config.token
         self.components: list[ManagedProcess] = []
+        #: Servers Airflow depends on (a subclass's PostgreSQL, Redis): started first, stopped last.
+        self.services: list[ManagedProcess] = []
+        #: Processes a fault drill killed on purpose (not a reason to stop the run).
+        self.killed: list[ManagedProcess] = []
         #: (pid, start time) of every process started here, seen while running (see _track).
         self.tracked: set[tuple[int, int]] = set()
         self.leftovers: list[str] = []
@@ -542,7 +551,7 @@ class AirflowHarness:
 
     @property
     def processes(self) -> list[ManagedProcess]:
-        return ([self.simulator] if self.simulator else []) + self.components
+        return self.services + ([self.simulator] if self.simulator else []) + self.components
 
     @property
     def process_logs(self) -> dict[str, Path]:
@@ -564,6 +573,7 @@ class AirflowHarness:
         for source in self.config.dag_files:
             shutil.copy2(source, self.dags_dir / source.name)
 
+        self._start_services()
         self.progress("Starting the AI on the Ball simulator on loopback…")
         ready_file = self.workdir / "simulator.url"
         self.simulator = self._spawn(
@@ -585,25 +595,49 @@ class AirflowHarness:
             ],
             self._base_env(),
         )
-        self.progress(f"Preparing a throwaway AIRFLOW_HOME (SQLite) in {self.home}…")
+        self.progress(f"Preparing a throwaway AIRFLOW_HOME ({self.database_kind}) in {self.home}…")
         # The migration does not need the connection: it runs while the simulator starts.
         self._run_cli("db-migrate", ["db", "migrate"], self._base_env())
         self.simulator_url = self._wait_for_simulator(ready_file)
         self.sim_clock_offset = time.time() - time.monotonic()
-        self._env = self._base_env() | {
-            # The connection as users give it in containers: JSON in AIRFLOW_CONN_<CONN_ID>.
-            CONN_ENV: json.dumps(
-                {"conn_type": "aiontheball", "host": self.simulator_url, "password": self.config.token}
-            )
-        }
+        self._env = self._base_env() | self._install_connection()
 
         names = ", ".join(name for name, _ in self._component_commands())
         self.progress(f"Starting Airflow {self.version} ({names})…")
         started = time.monotonic()
-        for name, args in self._component_commands():
-            self.components.append(self._spawn(name, [str(self.airflow), *args], self._env))
+        self._start_components()
         self._wait_until_ready()
         self.progress(f"Airflow is up after {time.monotonic() - started:.0f} s.")
+
+    # -- what a subclass changes (see tests/distributed_harness.py) ---------------------------------
+
+    #: Shown in the progress lines.
+    database_kind = "SQLite"
+
+    def _start_services(self) -> None:
+        """Start the servers Airflow needs before ``db migrate`` (none: SQLite is a file)."""
+
+    def _install_connection(self) -> dict[str, str]:
+        """Make the AI on the Ball connection known; return the environment the components need for it.
+        Here: JSON in AIRFLOW_CONN_<CONN_ID>, as users give it in containers."""
+        return {
+            CONN_ENV: json.dumps({"conn_type": "aiontheball", "host": self.simulator_url, "password": self.api_token})
+        }
+
+    def _start_components(self) -> None:
+        for name, args in self._component_commands():
+            self.components.append(self._spawn(name, [str(self.airflow), *args], self._env))
+
+    def _platform_env(self) -> dict[str, str]:
+        """The metadata DB and the executor."""
+        return {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor" if self.major >= 3 else "SequentialExecutor",
+        }
+
+    def _needed_jobs(self) -> Counter[str]:
+        """Job types (and how many of each) that must be running before a DAG is triggered."""
+        return Counter({"SchedulerJob": 1, "TriggererJob": 1} | ({"DagProcessorJob": 1} if self.major >= 3 else {}))
 
     def _component_commands(self) -> list[tuple[str, list[str]]]:
         # --skip-serve-logs: the task logs are local files; the log servers would only add processes and
@@ -634,7 +668,6 @@ class AirflowHarness:
                 "PYTHONUNBUFFERED": "1",  # so a log tail printed on failure is complete
                 MARKER_ENV: self.marker,
                 "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_dir),
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.task_log_dir),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -643,7 +676,7 @@ class AirflowHarness:
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
                 "AIRFLOW__CORE__PARALLELISM": str(self.config.parallelism),
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor" if self.major >= 3 else "SequentialExecutor",
+                **self._platform_env(),
                 # Unused ports, in case some component starts a log server anyway.
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self._log_server_ports[0]),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self._log_server_ports[1]),
@@ -665,7 +698,10 @@ class AirflowHarness:
             )
         return env
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str], *, user: str | None = None, cwd: Path | None = None
+    ) -> ManagedProcess:
+        """Start ``argv`` in a new session, output to processes/NAME.log; as ``user`` when given (root only)."""
         log_path = self.process_dir / f"{name}.log"
         log_file = log_path.open("ab")
         # A new session: its own process group to signal as a whole, and no SIGINT from the terminal
@@ -673,7 +709,8 @@ class AirflowHarness:
         popen = subprocess.Popen(
             argv,
             env=env,
-            cwd=self.workdir,
+            user=user,
+            cwd=cwd or self.workdir,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -721,9 +758,10 @@ class AirflowHarness:
         return ready_file.read_text().strip()
 
     def _check_components(self) -> None:
-        """Fail fast, with its log's tail, when a component or the simulator exited."""
+        """Fail fast, with its log's tail, when a component or the simulator exited (other than one a
+        fault drill killed on purpose)."""
         for process in self.processes:
-            if process.exited():
+            if process.exited() and process not in self.killed:
                 raise HarnessError(
                     f"{process.name} exited with code {process.popen.returncode}; "
                     f"the end of {process.log_path}:\n{tail(process.log_path)}"
@@ -732,8 +770,8 @@ class AirflowHarness:
     # -- the metadata DB, read-only -----------------------------------------------------------------
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """One read-only query on the metadata DB; [] while the DB or the table does not exist yet or is
-        busy (the next poll asks again)."""
+        """One read-only query on the metadata DB (``?`` placeholders); [] while the DB or the table does
+        not exist yet or is busy (the next poll asks again)."""
         if not self.db_path.exists():
             return []
         try:
@@ -747,16 +785,19 @@ class AirflowHarness:
         finally:
             connection.close()
 
-    def running_jobs(self) -> set[str]:
-        return {row[0] for row in self.query("SELECT job_type FROM job WHERE state = 'running' AND end_date IS NULL")}
+    def running_jobs(self) -> Counter[str]:
+        """Job types with a running job, and how many."""
+        return Counter(
+            row[0] for row in self.query("SELECT job_type FROM job WHERE state = 'running' AND end_date IS NULL")
+        )
 
     def _wait_until_ready(self) -> None:
         """Until the DAG is parsed and serialized and the components' jobs are running."""
-        needed = {"SchedulerJob", "TriggererJob"} | ({"DagProcessorJob"} if self.major >= 3 else set())
+        needed = self._needed_jobs()
         dag_id = self.config.dag_id
         while True:
             self._check_components()
-            missing = sorted(needed - self.running_jobs())
+            missing = sorted((needed - self.running_jobs()).elements())
             parsed = self.query(
                 "SELECT dag.is_paused FROM dag JOIN serialized_dag ON serialized_dag.dag_id = dag.dag_id "
                 "WHERE dag.dag_id = ?",
@@ -974,7 +1015,7 @@ class AirflowHarness:
         for _ in range(100):  # the simulator pages 15 at a time; a bound instead of trusting `next`
             if not url:
                 break
-            page = self._http_json(url, {"Authorization": f"Bearer {self.config.token}"})
+            page = self._http_json(url, {"Authorization": f"Bearer {self.api_token}"})
             videos += page.get("data", [])
             url = (page.get("links") or {}).get("next")
         return videos
@@ -1043,10 +1084,12 @@ class AirflowHarness:
         began = time.monotonic()
         try:
             self._track()
-            first = [p for p in self.processes if p.name not in STOPPED_LAST]
-            last = [p for p in self.processes if p.name in STOPPED_LAST]
+            others = [p for p in self.processes if p not in self.services]
+            first = [p for p in others if p.name not in STOPPED_LAST]
+            last = [p for p in others if p.name in STOPPED_LAST]
             deadline = began + self.config.stop_grace
-            for step in (first, last):
+            # The services (a metadata DB) after everything that still talks to them.
+            for step in (first, last, self.services):
                 # SIGTERM to the group leaders only: each component stops its own children (executor
                 # workers, task and trigger processes) in the order it needs; the group gets SIGKILL below.
                 self._signal_leaders(step)
@@ -1107,6 +1150,36 @@ class AirflowHarness:
         for process in self.processes:
             parts.append(f"--- the end of {process.log_path} ---\n{tail(process.log_path, lines)}")
         return "\n".join(parts)
+
+
+def run_in(harness: AirflowHarness, body: Callable[[], None], stopping: str) -> int | None:
+    """What the scripts (``make demo``, ``make e2e-distributed``) share: start ``harness``, run ``body``,
+    stop everything — also on failure, Ctrl-C or SIGTERM (a CI timeout takes the Ctrl-C path).
+
+    :return: ``None`` when ``body`` returned; else the exit code, after printing why and where the logs
+        are: 1 for a :class:`HarnessError`, 130 when interrupted.
+    """
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with harness:
+            body()
+            print(stopping, flush=True)
+        # Leaving the `with` block stopped every process group (and printed how that went).
+    except HarnessError as exc:
+        print(f"\nThe run failed: {exc}", file=sys.stderr)
+        print(harness.failure_details(15), file=sys.stderr)
+        print(f"\nAll logs: {harness.workdir}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        # The `with` block has stopped everything by now (a second Ctrl-C only makes that quicker).
+        outcome = "still running: " + "; ".join(harness.leftovers) if harness.leftovers else "stopped everything"
+        print(f"\nInterrupted; {outcome}. Logs: {harness.workdir}", file=sys.stderr)
+        return 130
+    return None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -177,6 +177,125 @@ def test_other_organisation_sees_404(make_server: Callable[..., SimulatorServer]
     assert alice.video(video["id"])["title"] == "Alice's match"
 
 
+# --------------------------------------------------------------------------------------------------
+# Token control
+# --------------------------------------------------------------------------------------------------
+
+SECRET = "s3cret-drill-token-91c4"
+
+
+def _tokens(method: str, server: SimulatorServer, **kwargs: Any) -> requests.Response:
+    response = requests.request(method, server.control_url + "/tokens", timeout=10, **kwargs)
+    assert SECRET not in response.text, "a token must never be echoed"
+    return response
+
+
+@pytest.mark.parametrize(
+    ("body", "organisation"),
+    [
+        pytest.param({"token": SECRET}, "org-1", id="default-organisation"),
+        pytest.param({"token": SECRET, "organisation": "org-drill"}, "org-drill", id="named-organisation"),
+    ],
+)
+def test_token_control_adds_then_revokes(server: SimulatorServer, body: dict[str, str], organisation: str) -> None:
+    client = Api(server, SECRET)
+    try:
+        assert client("GET", "/videos").status_code == 401
+        response = _tokens("POST", server, json=body)
+        assert response.status_code == 201
+        assert response.json() == {"organisation": organisation, "tokens": 2}  # test-token and the new one
+        assert client("GET", "/videos").status_code == 200
+        video = client.create_video()
+        assert server.simulator.requests[-1].token_org == organisation
+        assert _tokens("DELETE", server, json={"token": SECRET}).status_code == 204
+        response = client("GET", f"/videos/{video['id']}")
+        assert (response.status_code, response.json()) == (401, {"message": "Unauthenticated."})
+        assert server.simulator.config.tokens == {TOKEN: "org-1"}
+    finally:
+        client.close()
+
+
+def test_adding_a_known_token_remaps_its_organisation(server: SimulatorServer, api: Api) -> None:
+    video = api.create_video()
+    response = _tokens("POST", server, json={"token": SECRET, "organisation": "org-2"})
+    assert response.json() == {"organisation": "org-2", "tokens": 2}
+    client = Api(server, SECRET)
+    try:
+        assert client("GET", f"/videos/{video['id']}").status_code == 404  # org-2 does not own it
+        response = _tokens("POST", server, json={"token": SECRET, "organisation": "org-1"})
+        assert (response.status_code, response.json()) == (201, {"organisation": "org-1", "tokens": 2})
+        assert client.video(video["id"])["id"] == video["id"]
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("history", ["never-added", "already-revoked"])
+def test_revoking_a_token_that_is_not_accepted_is_404(server: SimulatorServer, history: str) -> None:
+    if history == "already-revoked":
+        server.simulator.add_token(SECRET)
+        assert server.simulator.revoke_token(SECRET) is True
+    response = _tokens("DELETE", server, json={"token": SECRET})
+    assert response.status_code == 404
+    assert set(response.json()) == {"message"}
+    assert server.simulator.config.tokens == {TOKEN: "org-1"}
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        pytest.param({}, "token", id="token-missing"),
+        pytest.param({"token": ""}, "token", id="token-empty"),
+        pytest.param({"token": "   "}, "token", id="token-blank"),
+        pytest.param({"token": 12345}, "token", id="token-not-a-string"),
+        pytest.param({"token": None}, "token", id="token-null"),
+        pytest.param({"token": SECRET, "colour": "red"}, "colour", id="unknown-field"),
+        pytest.param([SECRET], "body", id="body-not-an-object"),
+    ],
+)
+def test_bad_token_bodies_are_400_naming_the_field(server: SimulatorServer, method: str, body: Any, field: str) -> None:
+    response = _tokens(method, server, json=body)
+    assert response.status_code == 400
+    assert field in response.json()["message"]
+    assert server.simulator.config.tokens == {TOKEN: "org-1"}
+
+
+@pytest.mark.parametrize(
+    "organisation",
+    [pytest.param("", id="empty"), pytest.param(7, id="not-a-string"), pytest.param(None, id="null")],
+)
+def test_bad_organisation_is_400_naming_the_field(server: SimulatorServer, organisation: Any) -> None:
+    response = _tokens("POST", server, json={"token": SECRET, "organisation": organisation})
+    assert response.status_code == 400
+    assert "organisation" in response.json()["message"]
+    assert SECRET not in server.simulator.config.tokens
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+def test_malformed_token_body_is_400(server: SimulatorServer, method: str) -> None:
+    response = _tokens(method, server, data=b'{"token": "' + SECRET.encode())
+    assert (response.status_code, response.json()) == (400, {"message": "Malformed JSON body."})
+
+
+def test_token_python_api(server: SimulatorServer) -> None:
+    simulator = server.simulator
+    simulator.add_token(SECRET, organisation="org-3")
+    assert simulator.config.tokens == {TOKEN: "org-1", SECRET: "org-3"}
+    client = Api(server, SECRET)
+    try:
+        assert client("GET", "/videos").status_code == 200
+        assert simulator.revoke_token(SECRET) is True
+        assert simulator.revoke_token(SECRET) is False
+        assert client("GET", "/videos").status_code == 401
+    finally:
+        client.close()
+    with pytest.raises(ValueError, match="token"):
+        simulator.add_token("")
+    with pytest.raises(ValueError, match="organisation"):
+        simulator.add_token(SECRET, organisation="")
+    assert simulator.config.tokens == {TOKEN: "org-1"}
+
+
 def test_unknown_route_and_wrong_method(api: Api) -> None:
     response = api("GET", "/xyz")
     assert response.status_code == 404
@@ -717,6 +836,45 @@ def test_slow_fault_delays_then_answers(server: SimulatorServer, api: Api) -> No
     server.simulator.add_fault(Fault(kind="slow", delay=2))
     with pytest.raises(requests.ReadTimeout):
         api("GET", "/videos", timeout=0.2)
+
+
+@pytest.mark.parametrize("how", ["python", "control-route"])
+def test_slow_after_processing_creates_the_video_before_answering(server: SimulatorServer, api: Api, how: str) -> None:
+    fault = {"kind": "slow_after_processing", "delay": 1.5, "method": "POST", "path": "/videos"}
+    if how == "python":
+        server.simulator.add_fault(Fault(**fault))
+    else:
+        assert requests.post(server.control_url + "/faults", json=fault, timeout=10).status_code == 201
+    answer: dict[str, Any] = {}
+
+    def post() -> None:
+        client = Api(server)  # its own session: requests.Session is not shared across threads
+        try:
+            started = time.monotonic()
+            answer["response"] = client("POST", "/videos", json={"video_file_url": URL, "title": "held"})
+            answer["elapsed"] = time.monotonic() - started
+        finally:
+            client.close()
+
+    poster = threading.Thread(target=post)
+    poster.start()
+    try:
+        # the POST has committed: the video is listed while its answer is still held back
+        wait_until(lambda: api("GET", "/videos").json()["meta"]["total"] == 1, timeout=5)
+        assert poster.is_alive(), "the POST was answered before the listing showed its video"
+        (held,) = [r for r in server.simulator.requests if r.method == "POST"]
+        assert held.status is None  # not answered yet
+        assert api("GET", "/videos").json()["data"][0]["title"] == "held"
+    finally:
+        poster.join(timeout=10)
+    assert not poster.is_alive()
+    response = answer["response"]
+    assert response.status_code == 201  # then the normal answer
+    assert response.json()["data"]["id"] == 790
+    assert answer["elapsed"] >= 1.5
+    assert [(r.method, r.status) for r in server.simulator.requests if r.method == "POST"] == [("POST", 201)]
+    assert server.simulator.faults == []
+    assert api("POST", "/videos", json={"video_file_url": URL}).status_code == 201  # fault used up
 
 
 def test_malformed_faults(server: SimulatorServer, api: Api) -> None:

@@ -169,6 +169,8 @@ class Simulator(_ApiHandlers, _ControlHandlers, _Webhooks):
                         response = self._drop(request)
                     elif fault is not None and fault.kind == "status_after_processing":
                         response = self._status_response(fault)
+                    elif fault is not None and fault.kind == "slow_after_processing":
+                        await asyncio.sleep(fault.delay)  # committed; the client still waits for the answer
                     elif fault is not None and fault.kind == "truncate":
                         response = await self._truncated(request, response)
             except Exception:
@@ -205,6 +207,8 @@ class Simulator(_ApiHandlers, _ControlHandlers, _Webhooks):
         add.add_post(f"{ctl}/videos/{{video_id}}/status", self._control_video_status)
         add.add_post(f"{ctl}/script", self._control_script)
         add.add_post(f"{ctl}/reset", self._control_reset)
+        add.add_post(f"{ctl}/tokens", self._control_add_token)
+        add.add_delete(f"{ctl}/tokens", self._control_revoke_token)
         app.on_startup.append(self._start_webhooks)
         app.on_cleanup.append(self._stop_webhooks)
         return app

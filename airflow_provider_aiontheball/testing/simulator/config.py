@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 API_PREFIX: Final = "/api/v1"
 CONTROL_PREFIX: Final = "/_control"
@@ -22,15 +22,19 @@ ANALYSIS_UUID_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://aionthe
 
 VIDEO_OUTCOMES: Final = ("available", "error", "no_match_detected", "stuck")
 ANALYSIS_OUTCOMES: Final = ("done", "error")
-FAULT_KINDS: Final = (
+#: How a fault answers (see :class:`Fault`); ``FAULT_KINDS`` is the same list at run time.
+FaultKind = Literal[
     "status",
     "status_after_processing",
     "drop",
     "drop_after_processing",
     "slow",
+    "slow_after_processing",
     "malformed",
     "truncate",
-)
+]
+FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
+
 FILTER_TYPES: Final = (
     "event_property",
     "frame_state",
@@ -93,9 +97,6 @@ class SimulatorConfig:
     commit_delay_seconds: float = 0.0
 
 
-FaultKind = Literal[
-    "status", "status_after_processing", "drop", "drop_after_processing", "slow", "malformed", "truncate"
-]
 
 
 @dataclass
@@ -107,7 +108,10 @@ class Fault:
         503 after the backend committed), ``drop`` (close the connection
         without answering, before processing), ``drop_after_processing`` (process, then close
         without answering: a lost response), ``slow`` (wait ``delay`` seconds, then answer
-        normally), ``malformed`` (answer 200 with a body that is not the expected JSON) or
+        normally), ``slow_after_processing`` (process — a POST creates its resource — then wait
+        ``delay`` seconds before sending the normal response: the request committed while the
+        client still waits for the answer, a window to kill the client in), ``malformed`` (answer
+        200 with a body that is not the expected JSON) or
         ``truncate`` (process, start the normal response — status, headers — and send the first
         half of its body, then close the connection: an interrupted download. A streamed body, the
         tracking download, ends without its terminating chunk; any other body falls short of its
@@ -120,7 +124,8 @@ class Fault:
     :param status: the status of a ``status`` or ``status_after_processing`` fault.
     :param retry_after: ``Retry-After`` header value of a ``status`` fault, sent verbatim.
     :param message: the ``message`` of a ``status`` fault's JSON body (default: reason phrase).
-    :param delay: seconds a ``slow`` fault waits.
+    :param delay: seconds a ``slow`` fault waits (before processing) or a ``slow_after_processing``
+        fault waits (after processing, before answering).
     :param body: body of a ``malformed`` fault (default ``<html>oops``).
     :param content_type: content type of a ``malformed`` fault (default ``text/html``).
     :param body_match: only requests whose JSON body contains these key/value pairs match, e.g.

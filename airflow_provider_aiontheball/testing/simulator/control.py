@@ -1,9 +1,9 @@
-"""The ``/_control`` handlers of :class:`Simulator`: faults, scripts, the request log, the clock."""
+"""The ``/_control`` handlers of :class:`Simulator`: faults, scripts, the request log, the clock, tokens."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -11,6 +11,21 @@ from airflow_provider_aiontheball.testing.simulator.config import Fault
 from airflow_provider_aiontheball.testing.simulator.core import _SimulatorCore
 from airflow_provider_aiontheball.testing.simulator.state import _ApiError
 from airflow_provider_aiontheball.testing.simulator.validation import _is_int, _is_number
+
+#: The fields of the token control bodies. A token is a secret: no answer or message ever contains it.
+_ADD_TOKEN_FIELDS: Final = frozenset({"token", "organisation"})
+_REVOKE_TOKEN_FIELDS: Final = frozenset({"token"})
+
+
+def _token_field(body: dict[str, Any], allowed: frozenset[str]) -> str:
+    """The ``token`` of a token control body; 400 (naming the field, never its value) if it is bad."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise _ApiError(400, {"message": f"unknown field(s): {', '.join(unknown)}"})
+    token = body.get("token")
+    if not isinstance(token, str) or not token.strip():
+        raise _ApiError(400, {"message": "token (a non-empty string) is required."})
+    return token
 
 
 class _ControlHandlers(_SimulatorCore):
@@ -99,4 +114,19 @@ class _ControlHandlers(_SimulatorCore):
 
     async def _control_reset(self, request: web.Request) -> web.StreamResponse:
         self.reset()
+        return web.Response(status=204)
+
+    async def _control_add_token(self, request: web.Request) -> web.StreamResponse:
+        body = await self._control_body(request)
+        token = _token_field(body, _ADD_TOKEN_FIELDS)
+        organisation = body.get("organisation", "org-1")
+        if not isinstance(organisation, str) or not organisation:
+            raise _ApiError(400, {"message": "organisation must be a non-empty string."})
+        self.add_token(token, organisation)
+        return web.json_response({"organisation": organisation, "tokens": len(self.config.tokens)}, status=201)
+
+    async def _control_revoke_token(self, request: web.Request) -> web.StreamResponse:
+        body = await self._control_body(request)
+        if not self.revoke_token(_token_field(body, _REVOKE_TOKEN_FIELDS)):
+            raise _ApiError(404, {"message": "That token is not accepted."})
         return web.Response(status=204)

@@ -116,6 +116,32 @@ class _SimulatorCore:
                     return fault
         return None
 
+    # ---- tokens --------------------------------------------------------------------------------
+
+    def add_token(self, token: str, organisation: str = "org-1") -> None:
+        """Accept bearer ``token`` for ``organisation`` from the next request on (re-maps a known one).
+
+        ``config.tokens`` is replaced by a new dictionary, never changed in place, so a request being
+        authenticated on the serving thread always reads a complete mapping.
+        """
+        if not isinstance(token, str) or not token.strip():
+            raise ValueError("token must be a non-empty string")
+        if not isinstance(organisation, str) or not organisation:
+            raise ValueError("organisation must be a non-empty string")
+        with self._lock:
+            self.config.tokens = {**self.config.tokens, token.strip(): organisation}
+
+    def revoke_token(self, token: str) -> bool:
+        """Stop accepting bearer ``token`` (its requests get 401); whether it was accepted."""
+        if not isinstance(token, str):
+            return False
+        token = token.strip()
+        with self._lock:
+            if token not in self.config.tokens:
+                return False
+            self.config.tokens = {key: org for key, org in self.config.tokens.items() if key != token}
+        return True
+
     def script_next_videos(self, outcome: str, count: int = 1) -> None:
         """Give the next ``count`` created videos an outcome.
 
