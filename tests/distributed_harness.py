@@ -60,7 +60,8 @@ CONN_ID = "aiontheball_default"
 DRILL_NAMES = ("worker-kill", "triggerer-kill", "outage", "token-rotation")
 #: "video 790: waiting in the triggerer; deadline 2026-12-02T15:04:05Z (started …)" (waiting.py).
 DEADLINE_LINE = re.compile(r"^(?P<kind>video|analysis) (?P<id>\d+): waiting in the triggerer; (?P<deadline>.+)$")
-RESOURCE_GET = re.compile(r"^/(?P<kind>videos|analyses)/(?P<id>\d+)$")
+#: A trigger's status line after a poll: "analysis 1248: running 28% …", "video 790: downloading".
+STATUS_AFTER_START = re.compile(r"^(?:video|analysis) \d+: (?!waiting in the triggerer)")
 TRIGGER_LOG = re.compile(r"^attempt=(?P<attempt>\d+)\.log\.trigger\.(?P<job>\d+)\.log$")
 
 
@@ -279,8 +280,8 @@ class DistributedHarness(AirflowHarness):
             "AIRFLOW__CORE__FERNET_KEY": self.fernet_key,  # the connection's token is stored encrypted
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(int(config.task_heartbeat_timeout)),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(config.triggerer_health_check_threshold),
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": str(config.triggerer_heartbeat_seconds),
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": f"{config.triggerer_health_check_threshold:g}",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": f"{config.triggerer_heartbeat_seconds:g}",
             **config.dag_env,
         }
 
@@ -715,8 +716,8 @@ class Drills:
         ti = tis.get(key, {})
         return ti.get("state") == "success" and ti.get("try_number") == try_number
 
-    def _deadlines(self, key: tuple[str, int]) -> dict[int, list[tuple[str, tuple[str, str]]]]:
-        """TriggererJob id -> [(deadline text, (kind, id))] logged by that job's trigger for this task."""
+    def _trigger_logs(self, key: tuple[str, int]) -> dict[int, list[str]]:
+        """TriggererJob id -> the messages that job's trigger logged for this task (all tries)."""
         directory = (
             self.harness.task_log_dir
             / f"dag_id={self.config.dag_id}"
@@ -724,15 +725,29 @@ class Drills:
             / f"task_id={key[0]}"
             / f"map_index={key[1]}"
         )
-        found: dict[int, list[tuple[str, tuple[str, str]]]] = {}
+        found: dict[int, list[str]] = {}
         for path in sorted(directory.glob("attempt=*.log.trigger.*.log")):
-            match = TRIGGER_LOG.match(path.name)
-            if not match:
-                continue
-            for line in read_log_lines(path):
-                if m := DEADLINE_LINE.match(line.message):
-                    found.setdefault(int(match["job"]), []).append((m["deadline"], (m["kind"], m["id"])))
+            if match := TRIGGER_LOG.match(path.name):
+                found.setdefault(int(match["job"]), []).extend(line.message for line in read_log_lines(path))
         return found
+
+    def _deadlines(self, key: tuple[str, int]) -> dict[int, list[tuple[str, tuple[str, str]]]]:
+        """TriggererJob id -> [(deadline text, (kind, id))] logged by that job's trigger for this task."""
+        found: dict[int, list[tuple[str, tuple[str, str]]]] = {}
+        for job, messages in self._trigger_logs(key).items():
+            for message in messages:
+                if m := DEADLINE_LINE.match(message):
+                    found.setdefault(job, []).append((m["deadline"], (m["kind"], m["id"])))
+        return found
+
+    def _trigger_polled(self, key: tuple[str, int]) -> bool:
+        """Whether the task's trigger has polled in a triggerer: it logs the resource's status after its
+        "waiting in the triggerer" line (its hook has loaded the connection by then)."""
+        for messages in self._trigger_logs(key).values():
+            started = [i for i, message in enumerate(messages) if DEADLINE_LINE.match(message)]
+            if started and any(STATUS_AFTER_START.match(m) for m in messages[started[0] + 1 :]):
+                return True
+        return False
 
     # -- 3. an API outage, 503 with and then without Retry-After -------------------------------------
 
@@ -796,23 +811,12 @@ class Drills:
         harness = self.harness
         wanted = max(4, self.config.matches // 2)
 
-        def deferred_in_a_triggerer() -> int:
-            owners = harness.trigger_owners()
-            return sum(
-                1
-                for ti in self.tis().values()
-                if ti["state"] == "deferred" and ti["trigger_id"] and owners.get(int(ti["trigger_id"]))
-            )
+        def polling_in_a_triggerer() -> bool:
+            # Deferred, and the trigger has polled: its hook holds the token loaded before the rotation.
+            deferred = [k for k, ti in self.tis().items() if ti["state"] == "deferred"]
+            return sum(1 for k in deferred if self._trigger_polled(k)) >= wanted
 
-        self.wait_until(f"{wanted} waits deferred in a triggerer", lambda: deferred_in_a_triggerer() >= wanted, 240)
-        # ...and polling with the token they loaded: the rotation must reach waits that hold the old one.
-        since = harness.sim_time(time.time())
-
-        def polled() -> bool:
-            ok = [r for r in harness.requests_log() if r["time"] >= since and r["status"] == 200]
-            return len({r["path"] for r in ok if RESOURCE_GET.match(r["path"])}) >= wanted
-
-        self.wait_until("the deferred waits to poll", polled, 120)
+        self.wait_until(f"{wanted} deferred waits polling in a triggerer", polling_in_a_triggerer, 240)
         old, new = harness.api_token, secrets.token_urlsafe(24)
         self.progress(
             "Drill token-rotation: new token accepted, connection changed with `airflow connections import`, old token revoked"
@@ -831,6 +835,12 @@ class Drills:
         refused = [r for r in after if r["status"] == 401]
         accepted = [r for r in after if r["status"] == 200]
         self.figures["rotation_401s"] = len(refused)
+        self.check(
+            "token-rotation",
+            "the rotation reached waits holding the old token (refused, then recovered)",
+            bool(refused),
+            f"{len(refused)} request(s) with the old token got 401 after the revocation",
+        )
         deferred = self.notes["rotation"]["deferred"]
         done = [k for k, try_number in deferred.items() if self._same_try_success(tis, k, try_number)]
         self.check(

@@ -13,6 +13,7 @@ from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
 from airflow_provider_aiontheball.waiting import utc_timestamp
 from tests.distributed_harness import (
     DEADLINE_LINE,
+    STATUS_AFTER_START,
     Check,
     find_secrets,
     format_figures,
@@ -33,6 +34,21 @@ from tests.distributed_harness import (
 )
 def test_longest_gap(times, window, expected):
     assert longest_gap(times, *window) == expected
+
+
+@pytest.mark.parametrize(
+    ("message", "is_a_poll"),
+    [
+        pytest.param("analysis 1248: running 28% (ETA ~1m 45s)", True, id="analysis-progress"),
+        pytest.param("video 790: downloading", True, id="video-status"),
+        pytest.param(
+            "video 790: waiting in the triggerer; deadline 2026-12-02T18:00:00Z (started x)", False, id="start"
+        ),
+        pytest.param("Trigger fired event", False, id="airflow-line"),
+    ],
+)
+def test_a_trigger_status_line_shows_it_polled(message, is_a_poll):
+    assert bool(STATUS_AFTER_START.match(message)) is is_a_poll
 
 
 def test_find_secrets_names_the_file_not_the_secret(tmp_path):
