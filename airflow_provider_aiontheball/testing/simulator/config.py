@@ -97,8 +97,6 @@ class SimulatorConfig:
     commit_delay_seconds: float = 0.0
 
 
-
-
 @dataclass
 class Fault:
     """A fault applied to the next ``count`` API requests that match ``method`` and ``path``.
