@@ -3,6 +3,7 @@
 #   make test AIRFLOW_VERSION=2.11.2   the same on Airflow 2
 #   make demo                          an end-to-end run against the bundled simulator (no token needed)
 #   make bench                         the benchmarks (see benchmarks/README.md)
+#   make e2e-browser                   the demo, then its UI checked in headless Chromium (screenshots)
 #   make e2e-distributed               Airflow 3.3.2 with Celery, PostgreSQL, Redis, two workers and two
 #                                      triggerers, through fault drills (see docs/scale.md)
 # Each Airflow version gets its own virtualenv, (re)built when pyproject.toml changes.
@@ -14,7 +15,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test lint typecheck unit demo bench clean venv e2e-distributed distributed-venv
+.PHONY: test lint typecheck unit demo bench clean venv e2e-distributed distributed-venv e2e-browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +43,19 @@ DEMO_ARGS ?=
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
+
+# The demo with the web UI, then the connection form and the extra link checked in headless Chromium
+# (Debian's chromium, driven by the playwright package: no browser download). Where Chromium cannot be
+# installed the check is skipped with a message saying so.
+PLAYWRIGHT_VERSION ?= 1.65.2
+
+e2e-browser: $(STAMP)
+	@if scripts/install-browser.sh; then \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check "playwright==$(PLAYWRIGHT_VERSION)" && \
+		$(BIN)/python scripts/demo.py --browser-check $(DEMO_ARGS); \
+	else \
+		echo "SKIPPED make e2e-browser: Chromium could not be installed on this machine (see above)."; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"

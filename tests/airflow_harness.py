@@ -204,6 +204,9 @@ class HarnessConfig:
         simulator nothing fails transiently, and the example's retry delay (2 min) would exhaust the
         time budget before the run ends.
     :param dag_env: extra environment for the Airflow processes (read by the DAG files when parsed).
+    :param ui: also serve the web UI on loopback (``ui_url``): Airflow 3's api-server with all its apps
+        (no login: the simple auth manager makes everyone admin), Airflow 2's webserver (user ``admin``
+        with a generated password, ``ui_password``). Off by default: running a DAG needs no UI.
     """
 
     dag_id: str = MATCH_INGESTION_DAG_ID
@@ -217,6 +220,7 @@ class HarnessConfig:
     workdir: Path | None = None
     poll_seconds: float = 0.5
     fail_on_retry: bool = True
+    ui: bool = False
     dag_env: dict[str, str] = field(
         # The example waits for analyses with a 45 s minimum poll interval (right for real 2-6 h analyses);
         # the simulated ones take seconds.
@@ -533,6 +537,7 @@ class AirflowHarness:
         self._trigger_assignments: dict[str, set[int]] = {}
         self._wait_results: dict[str, str] = {}  # run id -> what wait_for_run returned
         self._env: dict[str, str] = {}
+        self.ui_password = ""  # Airflow 2's webserver login (user admin), when the UI is served
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -625,6 +630,14 @@ class AirflowHarness:
         }
 
     def _start_components(self) -> None:
+        if self.config.ui and self.major < 3:
+            # Airflow 2's webserver always asks for a login: a throwaway admin for this run only.
+            self.ui_password = secrets.token_urlsafe(12)
+            self._run_cli(
+                "users-create",
+                ["users", "create", "--username", "admin", "--role", "Admin", "--firstname", "Demo", "--lastname",
+                 "User", "--email", "admin@example.com", "--password", self.ui_password],
+            )  # fmt: skip
         for name, args in self._component_commands():
             self.components.append(self._spawn(name, [str(self.airflow), *args], self._env))
 
@@ -643,12 +656,10 @@ class AirflowHarness:
         # --skip-serve-logs: the task logs are local files; the log servers would only add processes and
         # fixed ports (8793/8794) that collide with any other Airflow on the machine.
         if self.major >= 3:
+            # Only the execution API unless asked for the UI: what workers need.
+            apps = "all" if self.config.ui else "execution"
             return [
-                # Only the execution API: what workers need; the UI and public REST API are not used here.
-                (
-                    "api-server",
-                    ["api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--apps", "execution"],
-                ),
+                ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--apps", apps]),
                 ("scheduler", ["scheduler", "--skip-serve-logs"]),
                 ("dag-processor", ["dag-processor"]),
                 ("triggerer", ["triggerer", "--skip-serve-logs"]),
@@ -656,7 +667,16 @@ class AirflowHarness:
         return [
             ("scheduler", ["scheduler", "--skip-serve-logs"]),
             ("triggerer", ["triggerer", "--skip-serve-logs"]),
+            *(
+                [("webserver", ["webserver", "--hostname", "127.0.0.1", "--port", str(self.api_port)])]
+                if self.config.ui
+                else []
+            ),
         ]
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}" if self.config.ui else ""
 
     def _base_env(self) -> dict[str, str]:
         # Nothing of the caller's Airflow configuration (e.g. the test session's AIRFLOW_HOME) leaks in.
@@ -757,7 +777,7 @@ class AirflowHarness:
             time.sleep(0.1)
         return ready_file.read_text().strip()
 
-    def _check_components(self) -> None:
+    def check_components(self) -> None:
         """Fail fast, with its log's tail, when a component or the simulator exited (other than one a
         fault drill killed on purpose)."""
         for process in self.processes:
@@ -796,14 +816,14 @@ class AirflowHarness:
         needed = self._needed_jobs()
         dag_id = self.config.dag_id
         while True:
-            self._check_components()
+            self.check_components()
             missing = sorted((needed - self.running_jobs()).elements())
             parsed = self.query(
                 "SELECT dag.is_paused FROM dag JOIN serialized_dag ON serialized_dag.dag_id = dag.dag_id "
                 "WHERE dag.dag_id = ?",
                 (dag_id,),
             )
-            api_ready = self.major < 3 or port_open(self.api_port)
+            api_ready = (self.major < 3 and not self.config.ui) or port_open(self.api_port)
             if not missing and parsed and api_ready:
                 break
             if self._deadline.expired:
@@ -838,7 +858,7 @@ class AirflowHarness:
         last_line = ""
         last_track = 0.0
         while True:
-            self._check_components()
+            self.check_components()
             state_rows = self.query(
                 "SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", (self.config.dag_id, run_id)
             )

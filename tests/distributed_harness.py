@@ -247,7 +247,7 @@ class DistributedHarness(AirflowHarness):
             )
         )
         while not (port_open(self.pg_port) and port_open(self.redis_port)):
-            self._check_components()
+            self.check_components()
             if self._deadline.expired:
                 raise HarnessError("PostgreSQL or Redis did not start; see their logs in " + str(self.process_dir))
             time.sleep(0.2)
@@ -342,7 +342,7 @@ class DistributedHarness(AirflowHarness):
                 known = self.triggerer_job_ids()
                 self.components.append(self._spawn(name, [str(self.airflow), *args], self._env))
                 while not (new := self.triggerer_job_ids() - known):
-                    self._check_components()
+                    self.check_components()
                     if self._deadline.expired:
                         raise HarnessError(f"{name} did not start its job; see processes/{name}.log")
                     time.sleep(0.3)
@@ -507,7 +507,7 @@ class Drills:
         """Poll ``condition`` until it returns something truthy; HarnessError after ``timeout`` seconds."""
         end = time.monotonic() + timeout
         while True:
-            self.harness._check_components()
+            self.harness.check_components()
             if value := condition():
                 return value
             if time.monotonic() > end or self.harness._deadline.expired:
