@@ -17,10 +17,15 @@ PYTEST_ARGS ?=
 
 .PHONY: test lint typecheck unit demo bench clean venv e2e-distributed distributed-venv e2e-browser
 
-$(STAMP): pyproject.toml
+# Airflow's own constraints files cannot be downloaded here: the pins that matter for a version, with
+# where they came from, are in constraints/airflow-X.Y.Z.txt (none needed for 3.3.2 and 2.11.2).
+CONSTRAINTS := $(wildcard constraints/airflow-$(AIRFLOW_VERSION).txt)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) \
+		"apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
 	@touch $@
 
 venv: $(STAMP)
