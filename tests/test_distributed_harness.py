@@ -45,6 +45,7 @@ def test_longest_gap(times, window, expected):
             "video 790: waiting in the triggerer; deadline 2026-12-02T18:00:00Z (started x)", False, id="start"
         ),
         pytest.param("Trigger fired event", False, id="airflow-line"),
+        pytest.param("analysis 1280: poll failed with 503 (Service Unavailable) (1 of 10)", False, id="failed-poll"),
     ],
 )
 def test_a_trigger_status_line_shows_it_polled(message, is_a_poll):
