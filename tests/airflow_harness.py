@@ -84,9 +84,10 @@ PROGRESS_STATES = ("success", "deferred", "up_for_retry", "failed", "upstream_fa
 
 #: What a task log says when a task defers (identical in Airflow 2.11 and 3.x).
 DEFERRED_MARK = "Pausing task as DEFERRED"
-#: Each execution of a task starts with this log group ("::group::Pre Execute" in Airflow 3,
-#: "::group::Pre task execution logs" in Airflow 2): the first one after a deferral is the resumption.
-EXECUTION_START_MARK = "::group::Pre"
+#: Each execution of a task starts with one of these: a log group ("::group::Pre Execute" in Airflow
+#: 3.2+, "::group::Pre task execution logs" in Airflow 2), or on Airflow 3.0 and 3.1, which have no
+#: such group, the task runner loading the DAG bundles. The first one after a deferral is the resumption.
+EXECUTION_START_MARKS = ("::group::Pre", "DAG bundles loaded")
 #: The triggerer's line when a trigger yields its event ("Trigger fired event" / "Trigger ... fired: ...").
 FIRED_MARK = re.compile(r"\bfired\b", re.IGNORECASE)
 TRIGGER_LOG_NAME = re.compile(r"^attempt=(?P<attempt>\d+)\.log\.trigger\.(?P<job>\d+)\.log$")
@@ -988,7 +989,14 @@ class AirflowHarness:
         for index, line in enumerate(lines):
             if DEFERRED_MARK not in line.message:
                 continue
-            resumed = next((later.time for later in lines[index + 1 :] if EXECUTION_START_MARK in later.message), None)
+            resumed = next(
+                (
+                    later.time
+                    for later in lines[index + 1 :]
+                    if any(mark in later.message for mark in EXECUTION_START_MARKS)
+                ),
+                None,
+            )
             deferral = Deferral(deferred_at=line.time, resumed_at=resumed)
             window = [t for t in task.trigger_lines if line.time <= t.time and (resumed is None or t.time <= resumed)]
             if window:

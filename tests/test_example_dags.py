@@ -28,6 +28,9 @@ def test_examples_import_without_errors():
     assert {"example_aiontheball_match_ingestion", "example_aiontheball_minimal"} <= set(bag.dag_ids)
 
 
+# The video is available 9 s after it is created: dag.test() on Airflow 3.0-3.2 takes 2-3 s to start a
+# task, and the sensor must still find it not ready on its first poke, so that it defers.
+@pytest.mark.simulator(video_step_seconds=3.0)
 def test_minimal_example_runs_green(airflow_db, aiontheball_conn):
     dag = load_dag_file(EXAMPLE_DAGS / "example_aiontheball_minimal.py")
     dag_run = dag.test()
@@ -115,18 +118,4 @@ def test_match_ingestion_with_params_and_cleanup(airflow_db, aiontheball_conn, m
     assert remaining == []
 
 
-@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.stem for p in EXAMPLE_FILES])
-def test_example_module_is_cheap_to_parse(path):
-    """DAG files are parsed every few seconds: an example must not pull in HTTP libraries."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, runpy; import airflow; before = set(sys.modules); "
-        f"runpy.run_path({str(path)!r}); "
-        "new = set(sys.modules) - before; "
-        "print(','.join(sorted(m for m in ('aiohttp', 'requests', 'tenacity') if m in new)))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1:] in ([""], []), f"{path.name} imported {result.stdout.strip()}"
+# How cheap the example DAG files are to parse (no HTTP or retry library): tests/test_import_cost.py.

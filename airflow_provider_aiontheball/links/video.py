@@ -22,8 +22,10 @@ def reserve_link_xcom(context: Any) -> None:
 
     Airflow 3 builds extra links when a task ends (also when it fails early or defers) and its XCom
     client logs an *error* for a key that does not exist yet; an empty value keeps task logs clean.
+    The value is ``""``, not ``None``: Airflow 3.0's execution API rejects a null XCom value with a
+    422, which fails the task before it makes a request.
     """
-    context["ti"].xcom_push(key=XCOM_MP4_SOURCE, value=None)
+    context["ti"].xcom_push(key=XCOM_MP4_SOURCE, value="")
 
 
 def push_link_xcom(context: Any, video: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, PokeReturnValue, conf
 
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
@@ -22,6 +22,7 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
 )
+from airflow_provider_aiontheball.sensors._base import SoftFailOnDeferralTimeout
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from airflow_provider_aiontheball.waiting import Wait, WaitSettings
 
 
-class AIOnTheBallAnalysisSensor(BaseSensorOperator):
+class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
     """Wait until an AI on the Ball analysis is ``done`` with results; return the analysis.
 
     ``done`` succeeds (once ``results_available`` is not false). ``error``, a deleted analysis (404) and

@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, PokeReturnValue, conf
 
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_CONN_ID,
@@ -21,6 +21,7 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_MIN_POLL_INTERVAL,
 )
 from airflow_provider_aiontheball.links.video import AIOnTheBallVideoLink, push_link_xcom, reserve_link_xcom
+from airflow_provider_aiontheball.sensors._base import SoftFailOnDeferralTimeout
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from airflow_provider_aiontheball.waiting import Wait, WaitSettings
 
 
-class AIOnTheBallVideoSensor(BaseSensorOperator):
+class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
     """Wait until an AI on the Ball video is ``available``; return the video (XCom ``return_value``).
 
     ``available`` succeeds. ``error`` and ``no_match_detected``, a deleted video (404) and a refused
