@@ -60,8 +60,9 @@ class RecordingTaskInstance:
     map_index = -1
     max_tries = 0
 
-    def __init__(self, try_number: int = 1) -> None:
+    def __init__(self, try_number: int = 1, start_date: Any = None) -> None:
         self.try_number = try_number
+        self.start_date = start_date  # when this try started (what execution_timeout counts from)
         self.xcoms: dict[str, Any] = {}
 
     def get_first_reschedule_date(self, context: Any) -> None:
@@ -77,9 +78,10 @@ class FakeDagRun:
     start_date: Any
 
 
-def task_context(try_number: int = 1, run_started: Any = None) -> dict[str, Any]:
-    """A minimal execution context: ``ti`` (recording XComs) and ``dag_run`` (with its start date)."""
-    return {"ti": RecordingTaskInstance(try_number), "dag_run": FakeDagRun(run_started)}
+def task_context(try_number: int = 1, run_started: Any = None, try_started: Any = None) -> dict[str, Any]:
+    """A minimal execution context: ``ti`` (recording XComs, with the try's start date) and ``dag_run``
+    (with its start date)."""
+    return {"ti": RecordingTaskInstance(try_number, try_started), "dag_run": FakeDagRun(run_started)}
 
 
 @dataclass
@@ -152,6 +154,16 @@ def task_instances(dag_run: Any) -> dict[tuple[str, int], Any]:
 
 def states(dag_run: Any) -> dict[tuple[str, int], str]:
     return {key: str(ti.state) for key, ti in task_instances(dag_run).items()}
+
+
+def task_states_of(dag_id: str) -> dict[tuple[str, int], str]:
+    """Task-instance states of a DAG's runs, read from the metadata DB (for a ``dag.test()`` that raised)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id).all()
+        return {(ti.task_id, ti.map_index): str(ti.state) for ti in rows}
 
 
 def xcom_value(dag_run: Any, task_id: str, key: str, map_index: int = -1) -> Any:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
-    from airflow_provider_aiontheball.waiting import WaitSettings
+    from airflow_provider_aiontheball.waiting import DeferralLimit, WaitSettings
 
 #: What the results operator can fetch.
 RESULT_KINDS: tuple[str, ...] = ("summary", "events", "schema", "tracking", "query_intervals")
@@ -149,10 +149,13 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
             return analysis
         if self.deferrable:
             # Raises TaskDeferred; the task resumes in execute_complete.
+            from airflow_provider_aiontheball.waiting import DeferralLimit
+
+            limit = DeferralLimit.of(self, context, self.timeout)  # execution_timeout too
             self.defer(
-                trigger=self._trigger(analysis_id, video_id),
+                trigger=self._trigger(analysis_id, video_id, limit),
                 method_name="execute_complete",
-                timeout=dt.timedelta(seconds=self.timeout),
+                timeout=limit.timeout,
             )
         return self._wait_in_process(analysis_id, video_id)
 
@@ -259,13 +262,14 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
             self.poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
         )
 
-    def _trigger(self, analysis_id: int, video_id: int) -> AIOnTheBallAnalysisTrigger:
+    def _trigger(self, analysis_id: int, video_id: int, limit: DeferralLimit) -> AIOnTheBallAnalysisTrigger:
         from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
 
         return AIOnTheBallAnalysisTrigger(
             analysis_id=analysis_id,
             aiontheball_conn_id=self.aiontheball_conn_id,
-            end_time=time.time() + self.timeout,
+            end_time=limit.end_time,
+            execution_deadline=limit.execution_deadline,
             video_id=video_id,
             **self._settings.trigger_kwargs(),
         )
@@ -287,9 +291,9 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: the finished analysis, or an error (only ``success`` passes)."""
         from airflow_provider_aiontheball.exceptions import AIOnTheBallWaitError
-        from airflow_provider_aiontheball.waiting import result_from_event
+        from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
 
-        analysis = result_from_event(event, "analysis", AIOnTheBallWaitError)
+        analysis = result_from_event(event, "analysis", timeout_error(self, context, AIOnTheBallWaitError, event))
         self.log.info("%s", (event or {}).get("message"))
         return analysis
 

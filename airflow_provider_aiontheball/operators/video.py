@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
-    from airflow_provider_aiontheball.waiting import WaitSettings
+    from airflow_provider_aiontheball.waiting import DeferralLimit, WaitSettings
 
 #: Fields of a request that the documented ``GET /videos`` items show, so a video can be recognised by.
 _DOCUMENTED_IDENTIFYING_FIELDS = ("title", "home_team_name", "away_team_name")
@@ -185,7 +185,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         if not self.wait_for_available:
             return video
         if self.deferrable:
-            self._defer_until_available(video_id)  # raises TaskDeferred; the task resumes in execute_complete
+            self._defer_until_available(video_id, context)  # raises TaskDeferred; resumes in execute_complete
         video = self._wait_in_process(video_id)
         push_link_xcom(context, video)
         return video
@@ -282,21 +282,25 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
             self.poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
         )
 
-    def _trigger(self, video_id: int) -> AIOnTheBallVideoTrigger:
+    def _trigger(self, video_id: int, limit: DeferralLimit) -> AIOnTheBallVideoTrigger:
         from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
 
         return AIOnTheBallVideoTrigger(
             video_id=video_id,
             aiontheball_conn_id=self.aiontheball_conn_id,
-            end_time=time.time() + self.timeout,
+            end_time=limit.end_time,
+            execution_deadline=limit.execution_deadline,
             **self._settings.trigger_kwargs(),
         )
 
-    def _defer_until_available(self, video_id: int) -> None:
+    def _defer_until_available(self, video_id: int, context: Context) -> None:
+        from airflow_provider_aiontheball.waiting import DeferralLimit
+
+        limit = DeferralLimit.of(self, context, self.timeout)  # execution_timeout too
         self.defer(
-            trigger=self._trigger(video_id),
+            trigger=self._trigger(video_id, limit),
             method_name="execute_complete",
-            timeout=dt.timedelta(seconds=self.timeout),
+            timeout=limit.timeout,
         )
 
     def _wait_in_process(self, video_id: int) -> dict[str, Any]:
@@ -316,9 +320,9 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: the available video, or an error (only ``success`` passes)."""
         from airflow_provider_aiontheball.exceptions import AIOnTheBallWaitError
-        from airflow_provider_aiontheball.waiting import result_from_event
+        from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
 
-        video = result_from_event(event, "video", AIOnTheBallWaitError)
+        video = result_from_event(event, "video", timeout_error(self, context, AIOnTheBallWaitError, event))
         self.log.info("%s", (event or {}).get("message"))
         push_link_xcom(context, video)
         return video

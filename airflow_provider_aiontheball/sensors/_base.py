@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 
 
 class SoftFailOnDeferralTimeout(BaseSensorOperator):
-    """``soft_fail`` also skips when Airflow itself ends a deferred wait at its ``timeout``.
+    """``soft_fail`` also skips when Airflow itself ends a deferred wait at its ``timeout``; a deferral
+    Airflow ended at the task's ``execution_timeout`` fails as ``AirflowTaskTimeout`` instead.
 
     Airflow 3.0's sensor turns its deferral timeout (the trigger's ``timeout``, ``__fail__``) into
     ``AirflowSensorTimeout`` without consulting ``soft_fail`` (3.1 and 2.11 do), so a soft-fail sensor
@@ -19,6 +20,13 @@ class SoftFailOnDeferralTimeout(BaseSensorOperator):
     """
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        from airflow_provider_aiontheball.waiting import execution_timed_out, task_timeout_error
+
+        if next_method == "__fail__" and execution_timed_out(self, context):
+            # Airflow 2 ends a deferral at the execution_timeout itself and reports it like the sensor's own
+            # timeout, which soft_fail would skip: it is a task that ran too long (retries apply).
+            error = (next_kwargs or {}).get("error")
+            raise task_timeout_error(self, f"Airflow ended the deferral ({error})")
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except AirflowSensorTimeout as error:

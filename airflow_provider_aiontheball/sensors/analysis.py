@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
-from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +40,8 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
 
     Deferrable mode pokes once, then polls in the triggerer near the expected finish estimated from
     ``progress``: a few dozen requests for a multi-hour analysis, noticed within ``min_poll_interval``
-    of finishing. ``timeout`` and ``soft_fail`` behave as in poke mode.
+    of finishing. ``timeout`` and ``soft_fail`` behave as in poke mode; an ``execution_timeout`` that runs
+    out first ends a deferred wait with ``AirflowTaskTimeout`` (as for the video sensor).
 
     :param analysis_id: id of the analysis (templated), e.g. the create task's XCom ``analysis_id``.
     :param video_id: the analysed video (templated), used if the server has no ``GET /analyses/{id}``
@@ -143,17 +143,20 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
         if isinstance(result, PokeReturnValue) and result.is_done:
             return result.xcom_value
         from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
+        from airflow_provider_aiontheball.waiting import DeferralLimit
 
+        limit = DeferralLimit.of(self, context, self.timeout)  # execution_timeout too
         self.defer(
             trigger=AIOnTheBallAnalysisTrigger(
                 analysis_id=analysis_id,
                 aiontheball_conn_id=self.aiontheball_conn_id,
-                end_time=time.time() + self.timeout,
+                end_time=limit.end_time,
+                execution_deadline=limit.execution_deadline,
                 video_id=video_id,
                 **self._settings.trigger_kwargs(),
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            timeout=limit.timeout,
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
@@ -171,8 +174,8 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired. Fails closed: only a ``success`` event passes."""
-        from airflow_provider_aiontheball.waiting import result_from_event
+        from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
 
-        analysis = result_from_event(event, "analysis", AirflowSensorTimeout)
+        analysis = result_from_event(event, "analysis", timeout_error(self, context, AirflowSensorTimeout, event))
         self.log.info("%s", (event or {}).get("message"))
         return analysis

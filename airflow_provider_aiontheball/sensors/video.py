@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +40,10 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
 
     In deferrable mode the sensor pokes once (no deferral if the video is already available or
     failed), then frees its worker slot and waits in the triggerer (polling adaptively: soon after a
-    change, backing off up to ``poll_interval`` while nothing changes), with
-    ``timeout=timedelta(seconds=self.timeout)``, so ``timeout`` and ``soft_fail`` behave as in poke mode.
+    change, backing off up to ``poll_interval`` while nothing changes), until ``timeout``, so ``timeout``
+    and ``soft_fail`` behave as in poke mode; an ``execution_timeout`` that runs out first ends the wait
+    with ``AirflowTaskTimeout`` (counted over the whole try, as Airflow documents; Airflow 3 itself does
+    not apply it to deferrals).
 
     :param video_id: id of the video (templated), e.g.
         ``"{{ ti.xcom_pull(task_ids='create_video', key='video_id') }}"`` or an ``XComArg``.
@@ -130,16 +131,19 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
         if isinstance(result, PokeReturnValue) and result.is_done:
             return result.xcom_value
         from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
+        from airflow_provider_aiontheball.waiting import DeferralLimit
 
+        limit = DeferralLimit.of(self, context, self.timeout)  # execution_timeout too
         self.defer(
             trigger=AIOnTheBallVideoTrigger(
                 video_id=video_id,
                 aiontheball_conn_id=self.aiontheball_conn_id,
-                end_time=time.time() + self.timeout,
+                end_time=limit.end_time,
+                execution_deadline=limit.execution_deadline,
                 **self._settings.trigger_kwargs(),
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            timeout=limit.timeout,
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
@@ -155,9 +159,9 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired. Fails closed: only a ``success`` event passes."""
-        from airflow_provider_aiontheball.waiting import result_from_event
+        from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
 
-        video = result_from_event(event, "video", AirflowSensorTimeout)
+        video = result_from_event(event, "video", timeout_error(self, context, AirflowSensorTimeout, event))
         self.log.info("%s", (event or {}).get("message"))
         push_link_xcom(context, video)
         return video

@@ -46,6 +46,9 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
     :param started_at: wall-clock start of the whole wait, epoch seconds. Default: now.
     :param video_id: the analysed video; lets the trigger follow the analysis through
         ``GET /videos/{id}`` if the server has no ``GET /analyses/{id}`` (undocumented). Default: none.
+    :param execution_deadline: when the deferring task's ``execution_timeout`` runs out, epoch seconds;
+        echoed in the event (``"execution_deadline"``) so the resumed task can tell it from the wait's own
+        timeout. Default: none (kwarg and event key then absent: rows stored before it rebuild unchanged).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
         started_at: float | None = None,
         video_id: int | None = None,
+        execution_deadline: float | None = None,
     ) -> None:
         super().__init__()
         self.analysis_id = int(analysis_id)
@@ -67,6 +71,7 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         self.end_time = None if end_time is None else float(end_time)
         self.started_at = time.time() if started_at is None else float(started_at)
         self.video_id = None if video_id is None else int(video_id)
+        self.execution_deadline = None if execution_deadline is None else float(execution_deadline)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Only ids, the connection id, polling settings and the deadline; never a secret."""
@@ -79,6 +84,7 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
                 "end_time": self.end_time,
                 "started_at": self.started_at,
                 "video_id": self.video_id,
+                **({} if self.execution_deadline is None else {"execution_deadline": self.execution_deadline}),
             },
         )
 
@@ -109,4 +115,6 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         }
         if decision.resource is not None:
             payload["analysis"] = decision.resource
+        if self.execution_deadline is not None:
+            payload["execution_deadline"] = self.execution_deadline
         yield TriggerEvent(payload)

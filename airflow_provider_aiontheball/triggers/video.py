@@ -41,6 +41,9 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
     :param min_poll_interval: interval after a status change, in seconds. Default 5.
     :param max_consecutive_errors: transient failures in a row tolerated. Default 10.
     :param error_budget_seconds: seconds of uninterrupted transient failures tolerated. Default 900.
+    :param execution_deadline: when the deferring task's ``execution_timeout`` runs out, epoch seconds;
+        echoed in the event (``"execution_deadline"``) so the resumed task can tell it from the wait's own
+        timeout. Default: none (kwarg and event key then absent: rows stored before it rebuild unchanged).
     :param started_at: wall-clock start of the whole wait, epoch seconds (messages after a triggerer
         restart still say how long the whole wait took). Default: now.
     """
@@ -55,6 +58,7 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
         started_at: float | None = None,
+        execution_deadline: float | None = None,
     ) -> None:
         super().__init__()
         self.video_id = int(video_id)
@@ -62,6 +66,7 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
         self.settings = WaitSettings(poll_interval, min_poll_interval, max_consecutive_errors, error_budget_seconds)
         self.end_time = None if end_time is None else float(end_time)
         self.started_at = time.time() if started_at is None else float(started_at)
+        self.execution_deadline = None if execution_deadline is None else float(execution_deadline)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Only ids, the connection id, polling settings and the deadline; never a secret."""
@@ -73,6 +78,7 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
                 **self.settings.trigger_kwargs(),
                 "end_time": self.end_time,
                 "started_at": self.started_at,
+                **({} if self.execution_deadline is None else {"execution_deadline": self.execution_deadline}),
             },
         )
 
@@ -101,4 +107,6 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
         }
         if decision.resource is not None:
             payload["video"] = decision.resource
+        if self.execution_deadline is not None:
+            payload["execution_deadline"] = self.execution_deadline
         yield TriggerEvent(payload)
