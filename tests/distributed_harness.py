@@ -134,7 +134,11 @@ class DistributedConfig(HarnessConfig):
     workers: int = 2
     worker_concurrency: int = 4
     triggerers: int = 2
-    video_step_seconds: float | None = 15.0
+    # Videos become available 90 s after they are created: the sensors are mapped over every create, so
+    # they start only after the worker-kill drill's create has been detected dead (task_heartbeat_timeout,
+    # 30 s), retried (5 s) and finished; with 45 s (15.0) the other videos were sometimes ready by then, no
+    # sensor deferred, and the triggerer-kill drill found no deferred waits to kill under.
+    video_step_seconds: float | None = 30.0
     analysis_seconds: float = 150.0
     timeout: float = 600.0
     stop_grace: float = 15.0
