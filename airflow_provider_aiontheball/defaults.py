@@ -70,6 +70,16 @@ DEFAULT_COMMIT_GRACE_PERIOD = 60.0
 #: value must not park a wait; the error budget decides when to give up).
 RETRY_AFTER_FLOOR_SECONDS = 1.0
 RETRY_AFTER_CAP_SECONDS = 300.0
+#: Jitter of every polling interval: an interval is scaled by a uniform factor in [1 - f, 1 + f] (kept
+#: within the schedule's bounds). Small on purpose: the first poll's spread (below) is what keeps waits
+#: deferred together from polling together; this only keeps them from drifting back into step (after a
+#: shared pause, or status changes seen at once), for at most a few per cent more polls.
+DEFAULT_POLL_JITTER = 0.1
+#: Longest window requests are spread over (``polling.Jitter.spread``): a wait's first poll in the triggerer
+#: comes after U(0, min(its first interval, this)), so 1,000 waits deferred in the same second spread over
+#: one interval and no first poll is more than a minute late (the sensor poked on the worker just before
+#: deferring); the requests a shared pause (429) held back go out over U(0, min(the pause, this)) after it.
+MAX_SPREAD_SECONDS = 60.0
 #: Most pages ``GET /videos`` is followed for when the server does not say how many there are.
 MAX_LIST_PAGES = 10_000
 #: Largest accepted id (the API's ids are integers; a signed 64-bit column is the widest plausible).

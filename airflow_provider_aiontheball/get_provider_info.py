@@ -53,6 +53,13 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "schema": {"type": ["integer", "null"], "default": DEFAULT_RETRY_LIMIT, "minimum": 0},
         "description": "Retries of a request after a transient failure (connection error, 429, 502-504).",
     },
+    "max_requests_per_second": {
+        "label": "Max requests per second (per triggerer)",
+        # No default: without the extra there is no cap (a 429 still pauses every wait on the connection).
+        "schema": {"type": ["number", "null"]},
+        "description": "Cap on the requests per second that all triggers of one triggerer send on this "
+        "connection together (a positive number, e.g. 0.5 or 20). Empty: no cap. Tasks do not apply it.",
+    },
 }
 
 

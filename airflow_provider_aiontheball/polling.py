@@ -3,11 +3,20 @@
 Used through :mod:`airflow_provider_aiontheball.waiting` by the triggers, sensors and operators, and
 directly by the benchmarks' virtual-clock simulations, so a schedule measured in the benchmarks is the
 schedule that runs in production. Nothing here sleeps or performs I/O.
+
+:class:`Jitter` spreads the polls of waits that started together (1,000 sensors deferring in the same
+second, a triggerer restart): the first poll in the triggerer and every interval get bounded random
+jitter, from an injectable ``random.Random`` (seeded in tests; in production one unseeded per process). It is
+applied where a wait decides its next delay (``waiting.Wait``), on top of the schedules' intervals; a
+server's ``Retry-After`` is only ever lengthened by it. The triggerer's shared back-off after a 429 uses
+the same rule (``hooks/_async_sessions.RequestBudget``).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import random
 from dataclasses import dataclass, field
 
 from airflow_provider_aiontheball.defaults import (
@@ -16,7 +25,79 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_BACKOFF_FACTOR,
     DEFAULT_MIN_POLL_INTERVAL,
     DEFAULT_POLL_INTERVAL,
+    DEFAULT_POLL_JITTER,
+    MAX_SPREAD_SECONDS,
 )
+
+#: The random source of every wait that was not given its own: unseeded, one per process. One stream
+#: spreads waits as well as one per wait would, and a Mersenne Twister per wait would cost each waiting
+#: trigger 2.5 KB (+40 % of its memory) and an ``os.urandom`` read. Reseeded in a forked child (Celery's
+#: prefork workers), as ``random`` does for its own, so siblings do not jitter in step.
+_PROCESS_RNG = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_PROCESS_RNG.seed)
+
+
+def _process_rng() -> random.Random:
+    return _PROCESS_RNG
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """Bounded, seedable randomness for polling, so waits started together do not poll together.
+
+    * An interval ``d`` becomes ``d * U(1 - fraction, 1 + fraction)``, kept within the schedule's
+      ``[floor, cap]`` (its ``min_interval`` and ``max_interval``: a user's "longest interval" stays the
+      longest).
+    * A wait the server asked to wait (``Retry-After``) waits ``d * U(1, 1 + fraction)``: longer, never
+      shorter.
+    * The first poll in the triggerer comes after ``U(0, min(first interval, max_spread))``: the deferring
+      sensor poked on the worker just before, and its schedule would have polled again after the first
+      interval anyway, so spreading the first poll over it never makes a wait later than its schedule;
+      the bound keeps a wait with a long first interval from starting late by more than a minute.
+    * Requests a shared pause held back (``hooks/_async_sessions.RequestBudget``) go out
+      ``U(0, min(pause, max_spread))`` after it ends: spread over as long a window as they piled up in,
+      they reach the server no faster than they came due, instead of all at the pause's last instant.
+
+    :param fraction: relative jitter of each interval, in [0, 1). Default 0.1 (±10 %).
+    :param max_spread: longest window in seconds of :meth:`spread` (first polls, resumption). Default 60.
+    :param rng: the random source; give a seeded ``random.Random`` for a reproducible schedule. Default:
+        the process's unseeded one (shared: see ``_PROCESS_RNG``).
+
+    Frozen, so one instance (:data:`DEFAULT_JITTER`) serves every wait that was given none.
+    """
+
+    fraction: float = DEFAULT_POLL_JITTER
+    max_spread: float = MAX_SPREAD_SECONDS
+    rng: random.Random = field(default_factory=_process_rng, compare=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.fraction < 1.0:
+            raise ValueError(f"jitter fraction must be in [0, 1), got {self.fraction!r}")
+        if not self.max_spread >= 0.0:
+            raise ValueError(f"max_spread must be >= 0, got {self.max_spread!r}")
+
+    def interval(self, seconds: float, floor: float = 0.0, cap: float = math.inf) -> float:
+        """``seconds`` scaled by ``U(1 - fraction, 1 + fraction)``, kept within ``[floor, cap]`` (but never
+        moved further out than ``seconds`` itself already lies)."""
+        scaled = seconds * (1.0 + self.fraction * (2.0 * self.rng.random() - 1.0))
+        return min(max(scaled, min(floor, seconds)), max(cap, seconds))
+
+    def lengthen(self, seconds: float) -> float:
+        """``seconds`` made up to ``fraction`` longer, never shorter: for a wait the server asked for."""
+        return seconds * (1.0 + self.fraction * self.rng.random())
+
+    def spread(self, window: float) -> float:
+        """``U(0, min(window, max_spread))``: when, within ``window``, one of many requests due together goes."""
+        return self.rng.random() * max(0.0, min(window, self.max_spread))
+
+    def first_poll(self, first_interval: float) -> float:
+        """Seconds before a wait's first poll in the triggerer: :meth:`spread` over its first interval."""
+        return self.spread(first_interval)
+
+
+#: The jitter of every wait and request budget not given one: the defaults, the process's random source.
+DEFAULT_JITTER = Jitter()
 
 
 @dataclass

@@ -45,7 +45,7 @@ from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallWaitError,
     describe_failure,
 )
-from airflow_provider_aiontheball.polling import AdaptiveSchedule, ProgressSchedule
+from airflow_provider_aiontheball.polling import DEFAULT_JITTER, AdaptiveSchedule, Jitter, ProgressSchedule
 from airflow_provider_aiontheball.statuses import (
     ANALYSIS_STATUSES,
     VIDEO_STATUSES,
@@ -300,6 +300,12 @@ class Wait:
     :param budget_clock: the error budget's clock; a wall clock where the streak outlives a process.
     :param announce_delay: say when the next poll comes in failure warnings (not for sensor pokes,
         whose next poke is Airflow's ``poke_interval``).
+    :param clock: monotonic clock (time between status changes in log lines). Default ``time.monotonic``.
+    :param wall_clock: wall clock (deadline, how long the whole wait took). Default ``time.time``.
+    :param jitter: spreads the polls of waits started together (:class:`~airflow_provider_aiontheball.polling.Jitter`):
+        every delay :meth:`decide` returns and the triggerer's first poll (:meth:`first_poll_delay`).
+        Give it a seeded ``random.Random`` for a reproducible schedule. Default: ±10 %, first poll within
+        the first interval (at most 60 s), drawn from the process's unseeded random source.
     """
 
     policy: WaitPolicy
@@ -313,6 +319,7 @@ class Wait:
     announce_delay: bool = True
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
+    jitter: Jitter = DEFAULT_JITTER  # frozen and shared: nothing per wait (1,000 of them in a triggerer)
     last_status: str | None = field(default=None, init=False)
     #: The resource as last fetched (``None`` before the first successful poll).
     last_resource: dict[str, Any] | None = field(default=None, init=False)
@@ -373,12 +380,28 @@ class Wait:
             )
         delay = self.policy.next_interval(self.schedule, polled, self.wall_clock())
         self._report_progress(polled, getattr(self.schedule, "eta_seconds", lambda: None)())
-        return Decision(None, last_status=self.last_status, delay=self._until_deadline(delay))
+        return Decision(None, last_status=self.last_status, delay=self._next_delay(delay))
+
+    def first_poll_delay(self) -> float:
+        """Seconds before the first poll in the triggerer: spread over the first interval (see
+        :meth:`Jitter.first_poll <airflow_provider_aiontheball.polling.Jitter.first_poll>`), never past the
+        deadline. Only :func:`wait_in_triggerer` waits it: a sensor's poke and an in-process wait poll at once."""
+        return self._until_deadline(self.jitter.first_poll(self.schedule.min_interval))
 
     # -- the pieces of the decision ---------------------------------------------------------------------
 
     def _over(self, status: EventStatus, message: str, **extra: Any) -> Decision:
         return Decision(status, message, last_status=self.last_status, **extra)
+
+    def _next_delay(self, interval: float, *, server_asked: bool = False) -> float:
+        # Jitter decided here, once for every loop, after the schedule (which keeps its own, unjittered
+        # notion of the interval) and before the deadline (which it must never push back). A server's
+        # Retry-After is only lengthened: shortening it would send the poll it refused too early.
+        if server_asked:
+            delay = self.jitter.lengthen(interval)
+        else:
+            delay = self.jitter.interval(interval, self.schedule.min_interval, self.schedule.max_interval)
+        return self._until_deadline(delay)
 
     def _until_deadline(self, delay: float) -> float:
         # Wake at the deadline at the latest, so the timeout is not late.
@@ -394,7 +417,8 @@ class Wait:
         if self.budget.record_failure(reason):
             message = f"gave up waiting for {self.name}: the API kept failing ({self.budget.describe()})"
             return self._over(EventStatus.ERROR, message, cause=exc)
-        delay = self._until_deadline(self.schedule.after_failure(getattr(exc, "retry_after", None)))
+        retry_after = getattr(exc, "retry_after", None)
+        delay = self._next_delay(self.schedule.after_failure(retry_after), server_asked=retry_after is not None)
         next_poll = f"; next poll in {format_duration(delay)}" if self.announce_delay else ""
         self.log.warning(
             "%s: poll failed with %s (%d of %d tolerated in a row)%s",
@@ -482,10 +506,14 @@ class Wait:
 async def wait_in_triggerer(wait: Wait, fetch: Callable[[AIOnTheBallAsyncHook], Awaitable[dict[str, Any]]]) -> Decision:
     """The triggers' wait loop, in the triggerer's event loop: never blocks, never swallows cancellation.
 
-    The deadline is checked before each poll and bounds each request; transient failures are tolerated
-    within the budget (``Retry-After`` sets the next interval). Anything unexpected (connection missing
-    or misconfigured, an unexpected answer) ends the wait with one ``error`` decision rather than a
-    crashed trigger; ``asyncio.CancelledError`` is not an ``Exception`` and propagates.
+    The first poll comes after :meth:`Wait.first_poll_delay` (spread over the first interval, so 1,000
+    waits deferred in the same second do not poll in the same second; the sensor already poked on the
+    worker before deferring). The deadline is checked before each poll and bounds each request and each
+    sleep; transient failures are tolerated within the budget (``Retry-After`` sets the next interval;
+    a 429 pauses every wait on the connection, see ``hooks/_async_sessions.RequestBudget``). Anything
+    unexpected (connection missing or misconfigured, an unexpected answer) ends the wait with one
+    ``error`` decision rather than a crashed trigger; ``asyncio.CancelledError`` is not an ``Exception``
+    and propagates.
     """
     import asyncio
 
@@ -498,6 +526,10 @@ async def wait_in_triggerer(wait: Wait, fetch: Callable[[AIOnTheBallAsyncHook], 
     wait.log.info("%s: waiting in the triggerer; %s", wait.name, wait.deadline_phrase())
     try:
         async with hook:
+            # After entering the hook: a misconfigured connection is reported at once, not after the delay.
+            # Bounded by the deadline, so a wait resumed just before it still ends on time.
+            if wait.expired() is None:
+                await asyncio.sleep(wait.first_poll_delay())
             while (decision := wait.expired()) is None:
                 try:
                     # The deadline bounds the request too: a slow answer must not make the timeout late.

@@ -6,7 +6,18 @@ median is reported): the subprocess first imports the baseline a DAG file cannot
 plus ``from airflow.models.dag import DAG`` — then times, with ``time.perf_counter``, only the import
 of the target. Measurements are interleaved round-robin across targets so that a noisy moment on a
 shared machine does not hit one target's samples only. One unmeasured warm-up run importing every
-target compiles bytecode and writes Airflow's config first.
+target compiles bytecode and writes Airflow's config first. The bytecode goes to a cache of its own
+(``PYTHONPYCACHEPREFIX`` = :data:`PYCACHE_DIR`, kept between runs; ``PYTHONDONTWRITEBYTECODE`` removed
+from the children's environment), so every measurement loads ``.pyc`` files as an installed provider
+does, whatever the caller's environment says, and nothing is written into the working tree. Without
+it, where ``PYTHONDONTWRITEBYTECODE`` is set, every interpreter compiles our (editable-installed)
+sources again: 30-60 ms for the operators + sensors instead of ~6.
+
+**The target** (operators + sensors <= 10 ms) is measured on its own, the way an independent check does
+it: :data:`TARGET_SAMPLES` fresh interpreters in a row, each ``import airflow.sdk`` (untimed), then
+``time.perf_counter`` around importing exactly :data:`TARGET_MODULES`; the median and the range are
+printed against the target, with each sample's CPU time (``time.process_time``) and the load average,
+because on the shared 2-core machine a busy moment moves a median of 7 by several milliseconds.
 
 Targets: each provider module listed by ``get_provider_info()`` (hooks, operators, sensors, triggers;
 missing ones skipped), all operators + sensors modules together (the figure the target applies to),
@@ -14,7 +25,9 @@ each ``example_dags/*.py`` file, Airflow's own lazily loaded base classes (refer
 comparison ``airflow.providers.http.sensors.http`` and, if installed, the dbt Cloud provider's
 operators and sensors (``--install-dbt-cloud`` tries ``pip install apache-airflow-providers-dbt-cloud``).
 For the combined operators + sensors target and each example DAG, one extra ``python -X importtime``
-run lists which imports cost most.
+run lists which imports cost most. ``-X importtime`` times only ``import`` statements: modules that
+``importlib.import_module`` loads (``airflow.sdk``'s lazy attributes such as ``BaseOperatorLink`` and
+``BaseSensorOperator``) are not listed, their time counts as self time of the module that asked.
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from dataclasses import dataclass
@@ -63,6 +77,19 @@ HTTP_DIST = "apache-airflow-providers-http"
 DBT_MODULES = ("airflow.providers.dbt.cloud.operators.dbt", "airflow.providers.dbt.cloud.sensors.dbt")
 DBT_DIST = "apache-airflow-providers-dbt-cloud"
 TARGET_MS = 10.0
+#: What the target applies to: the modules a DAG file imports our operators and sensors from.
+TARGET_MODULES = (
+    f"{PACKAGE}.operators.video",
+    f"{PACKAGE}.operators.analysis",
+    f"{PACKAGE}.sensors.video",
+    f"{PACKAGE}.sensors.analysis",
+)
+#: Fresh interpreters behind the target's median (``--smoke``: 2).
+TARGET_SAMPLES = 7
+COMBINED = "operators + sensors (all)"
+#: The children's bytecode cache. Kept between runs (``.pyc`` files are checked against their source's
+#: mtime), so only the first run compiles Airflow's ~1,400 modules into it.
+PYCACHE_DIR = Path(tempfile.gettempdir()) / "aib-bench-parse-pycache"
 MARK = "---AIB-BENCH-MARK---"
 
 
@@ -143,10 +170,10 @@ def build_targets(smoke: bool = False) -> tuple[list[Target], dict[str, Any]]:
     notes: dict[str, Any] = {}
     ours = provider_modules()
     notes["our_modules"] = ours
-    dag_facing = [m for m in ours if m.startswith((f"{PACKAGE}.operators.", f"{PACKAGE}.sensors."))]
+    dag_facing = [m for m in TARGET_MODULES if module_exists(m)]
     targets = [Target(module, "ours", import_code([module])) for module in ([] if smoke else ours)]
     if dag_facing:
-        targets.append(Target("operators + sensors (all)", "ours combined", import_code(dag_facing), profile=True))
+        targets.append(Target(COMBINED, "ours combined", import_code(dag_facing), profile=True))
     dags = sorted((REPO / "example_dags").glob("*.py"))
     notes["example_dags"] = [str(p.relative_to(REPO)) for p in dags]
     targets += [
@@ -207,12 +234,13 @@ def probe_script(baseline: str, target: Target, mark: bool = False) -> str:
     if mark:
         lines.append(f"sys.stderr.write({MARK!r} + '\\n'); sys.stderr.flush()")
     lines += [
-        "_t2 = time.perf_counter()",
+        "_t2 = time.perf_counter(); _c2 = time.process_time()",
         target.code,
-        "_t3 = time.perf_counter()",
+        "_t3 = time.perf_counter(); _c3 = time.process_time()",
         "_new = set(sys.modules) - _before",
         "print('BENCH_RESULT ' + json.dumps({"
-        "'baseline_ms': (_t1 - _t0) * 1000, 'import_ms': (_t3 - _t2) * 1000, 'new_modules': len(_new), "
+        "'baseline_ms': (_t1 - _t0) * 1000, 'import_ms': (_t3 - _t2) * 1000, "
+        "'import_cpu_ms': (_c3 - _c2) * 1000, 'new_modules': len(_new), "
         f"'heavy_new': sorted(m for m in {HEAVY_MODULES!r} if m in _new)"
         "}))",
     ]
@@ -278,6 +306,67 @@ def measure(
     return results
 
 
+def measure_target(env: dict[str, str], samples: int) -> dict[str, Any]:
+    """The figure the 10 ms target applies to, measured as an independent check measures it.
+
+    ``samples`` fresh interpreters in a row; each imports the baseline (``import airflow.sdk``, untimed),
+    then times importing exactly :data:`TARGET_MODULES` with ``time.perf_counter``. Run after the warm-up
+    of :func:`measure`, so bytecode is cached.
+    """
+    modules = [m for m in TARGET_MODULES if module_exists(m)]
+    baseline, label = baseline_code()
+    target = Target(COMBINED, "target", import_code(modules))
+    load_before = machine_info()["load_average"]
+    runs = [run_probe(probe_script(baseline, target), env)[0] for _ in range(samples)]
+    imports = [r["import_ms"] for r in runs]
+    cpu = [r["import_cpu_ms"] for r in runs]
+    value = median(imports)
+    return {
+        "description": f"import of operators + sensors modules <= {TARGET_MS:g} ms over `{label}`",
+        "method": (
+            f"median of {samples} fresh interpreters in a row; each runs `{label}` untimed, then "
+            f"time.perf_counter() around importing {', '.join(modules)}; bytecode cached"
+        ),
+        "modules": modules,
+        "samples": samples,
+        "import_ms_median": value,
+        "import_ms_min": min(imports),
+        "import_ms_max": max(imports),
+        "import_ms_samples": imports,
+        "import_cpu_ms_median": median(cpu),
+        "new_modules": runs[-1]["new_modules"],
+        "heavy_modules_newly_imported": runs[-1]["heavy_new"],
+        "load_average_before": load_before,
+        "load_average_after": machine_info()["load_average"],
+        "target_ms": TARGET_MS,
+        "passed": value <= TARGET_MS,
+    }
+
+
+def bytecode_env(env: dict[str, str], cache_dir: Path) -> dict[str, str]:
+    """``env`` with bytecode cached in ``cache_dir``, as an installed provider loads it (pip compiles it).
+
+    ``PYTHONDONTWRITEBYTECODE`` (set in some shells and CI images) would make every fresh interpreter
+    compile our editable-installed sources again, which no Airflow deployment does at every parse; the
+    prefix keeps ``__pycache__`` out of the working tree.
+    """
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(cache_dir)
+    return env
+
+
+def print_target(target: dict[str, Any]) -> None:
+    status = "PASS" if target["passed"] else "MISS"
+    samples = " ".join(f"{x:.1f}" for x in target["import_ms_samples"])
+    print(
+        f"\nDAG-parse target ({target['method']}):\n"
+        f"  {target['import_ms_median']:.1f} ms median (range {target['import_ms_min']:.1f}-"
+        f"{target['import_ms_max']:.1f}; samples {samples}; CPU {target['import_cpu_ms_median']:.1f} ms median; "
+        f"{target['new_modules']} new modules) against <= {target['target_ms']:g} ms: {status}\n"
+        f"  load average before/after: {target['load_average_before']} / {target['load_average_after']}"
+    )
+
+
 def print_tables(results: dict[str, Any]) -> None:
     rows = [
         [
@@ -300,7 +389,7 @@ def print_tables(results: dict[str, Any]) -> None:
     for note in results["notes"].values():
         if isinstance(note, str):
             print(f"\nnote: {note}")
-    combined = results["targets"].get("operators + sensors (all)")
+    combined = results["targets"].get(COMBINED)
     if combined and combined.get("top_imports_by_self_time"):
         print("\ncostliest imports of operators + sensors (one -X importtime run, self time):")
         for entry in combined["top_imports_by_self_time"]:
@@ -329,24 +418,27 @@ def main(argv: list[str] | None = None) -> int:
         notes["dbt_cloud_install"] = f"{DBT_DIST}: {dbt_status}"
     _, baseline_label = baseline_code()
     with airflow_home() as home:
-        measured = measure(targets, repetitions, child_env(home), warm_up=not args.smoke)
+        env = bytecode_env(child_env(home), PYCACHE_DIR)
+        measured = measure(targets, repetitions, env, warm_up=not args.smoke)
+        target = measure_target(env, 2 if args.smoke else TARGET_SAMPLES)
     baseline_ms = median([r["baseline_ms_median"] for r in measured.values()])
-    combined = measured.get("operators + sensors (all)")
     results = {
         "benchmark": NAME,
         "smoke": args.smoke,
         "machine": machine_info(),
-        "config": {"baseline": baseline_label, "repetitions": repetitions, "baseline_ms_median": baseline_ms},
+        "config": {
+            "baseline": baseline_label,
+            "repetitions": repetitions,
+            "baseline_ms_median": baseline_ms,
+            "bytecode": f"cached: PYTHONPYCACHEPREFIX={PYCACHE_DIR}, PYTHONDONTWRITEBYTECODE removed",
+        },
         "notes": notes,
         "targets": measured,
-        "target": {
-            "description": f"import of operators + sensors modules <= {TARGET_MS:g} ms over `{baseline_label}`",
-            "import_ms_median": combined["import_ms_median"] if combined else None,
-            "passed": bool(combined and combined["import_ms_median"] <= TARGET_MS),
-        },
+        "target": target,
         "elapsed_s": time.perf_counter() - started,
     }
     print_tables(results)
+    print_target(target)
     path = write_json(args.out, NAME, results)
     print(f"\nwrote {path}")
     return 0

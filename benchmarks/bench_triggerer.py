@@ -23,7 +23,17 @@ changes the interval), the baseline as ``while True: await hook.run(...); ...; a
 with ``airflow.providers.http.hooks.http.HttpAsyncHook`` (which opens a new aiohttp ``ClientSession``,
 so a new TCP connection, per call), the shape of the Apache SaaS providers' triggers.
 
-Run ``python benchmarks/bench_triggerer.py`` (``--smoke`` for a tiny run, ``--help`` for options).
+Two figures of their own (ours only, 1,000 triggers on videos that never finish, one run each):
+
+* **burst**: all 1,000 started in the same second, polling at a fixed 5 s (the video trigger's default
+  first interval); requests per 1-s window over the first five intervals, from the simulator's log.
+  The first poll's jitter should spread them over one interval: busiest second <= 2x the mean rate
+  (before it, all 1,000 first polls fell into the first second: 5x).
+* **back-pressure**: 1,000 polling every 2 s; one 429 with ``Retry-After: 10`` answered to one of them.
+  Requests on the connection during those 10 s: only those already in flight, no new poll.
+
+Run ``python benchmarks/bench_triggerer.py`` (``--smoke`` for a tiny run, ``--help`` for options;
+``--figures-only`` for the two figures, ~1 min).
 """
 
 from __future__ import annotations
@@ -39,7 +49,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from array import array
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +88,21 @@ TICK_SECONDS = 0.010
 RSS_SAMPLE_SECONDS = 0.25
 #: Statuses after which a video will never become available (as ``statuses.VIDEO_STATUSES``).
 VIDEO_FAILED = frozenset({"error", "no_match_detected"})
+FIGURES = ("burst", "backpressure")
+#: The figures' triggers: 1,000, polling at a fixed interval (poll_interval = min_poll_interval, so the
+#: interval jitter is clamped away and only the first poll's spread and the shared back-off act).
+FIGURE_N = 1000
+#: Burst: the video trigger's default first interval (``min_poll_interval`` = 5 s), five of them (25 s).
+BURST_POLL_S = 5.0
+BURST_INTERVALS = 5
+#: Back-pressure: a 2-s interval (500 polls/s on one connection), one 429 with ``Retry-After: 10``.
+BACKPRESSURE_POLL_S = 2.0
+BACKPRESSURE_RETRY_AFTER_S = 10
+#: A request the simulator logged this soon after the client recorded the pause was already sent (in
+#: flight): loopback transit plus the simulator's queue, generously; anything later is a new poll.
+IN_FLIGHT_GRACE_S = 0.25
+#: Smoke: (N, burst interval, back-pressure interval, Retry-After); the numbers mean nothing.
+SMOKE_FIGURES = (10, 0.5, 0.5, 1)
 
 
 def baseline_available() -> bool:
@@ -433,13 +460,123 @@ def worker_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def control_call(control_url: str, method: str, path: str, body: Any = None) -> Any:
+    """One blocking control call (run in a thread from the worker's loop, or outside the measured window)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        control_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+
+def per_second(times: list[float], start: float, seconds: int) -> list[int]:
+    """Requests per 1-s window ``[start + i, start + i + 1)`` for ``i < seconds``."""
+    counts = Counter(int(t - start) for t in times if start <= t < start + seconds)
+    return [counts.get(i, 0) for i in range(seconds)]
+
+
+async def measure_figure(
+    figure: str, videos: list[dict[str, Any]], poll: float, control_url: str, retry_after: int
+) -> dict[str, Any]:
+    """Run one figure's triggers (all started at once, like ``measure``'s burst) and read the simulator's log.
+
+    ``time.monotonic`` here is the simulator's clock (``CLOCK_MONOTONIC``, see ``create_videos``).
+    """
+    from airflow_provider_aiontheball.hooks._async_sessions import request_budgets
+    from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
+
+    await warm_up("ours", videos[0]["id"])
+    # Back-pressure: every trigger polls once (within one interval), the 429 comes within the next, then
+    # its pause and two intervals more.
+    duration = BURST_INTERVALS * poll if figure == "burst" else 1.5 * poll + poll + retry_after + 2 * poll
+    # The triggers end at this deadline (the videos never finish): the measured window and no longer.
+    end_time = time.time() + duration + 0.2
+
+    async def consume(trigger: Any) -> str:
+        statuses = [str(event.payload.get("status")) async for event in trigger.run()]
+        return ",".join(statuses)
+
+    started = time.monotonic()
+    tasks = []
+    for video in videos:
+        await asyncio.sleep(0)  # as TriggerRunner.create_triggers yields between triggers
+        trigger = AIOnTheBallVideoTrigger(
+            video["id"], aiontheball_conn_id=OUR_CONN_ID, poll_interval=poll, min_poll_interval=poll, end_time=end_time
+        )
+        tasks.append(asyncio.create_task(consume(trigger)))
+    created_s = time.monotonic() - started
+    target = videos[len(videos) // 2]["id"]
+    if figure == "backpressure":
+        await asyncio.sleep(1.5 * poll)
+        fault = {"kind": "status", "status": 429, "retry_after": str(retry_after), "count": 1}
+        await asyncio.to_thread(
+            control_call, control_url, "POST", "/faults", {**fault, "method": "GET", "path": f"/videos/{target}"}
+        )
+    events = Counter(await asyncio.gather(*tasks))
+    paused_at = request_budgets.get(OUR_CONN_ID).paused_at
+    logged = await asyncio.to_thread(control_call, control_url, "GET", "/requests")
+    polls = [r for r in logged["requests"] if r["method"] == "GET" and r["time"] >= started]
+    result: dict[str, Any] = {"figure": figure, "n": len(videos), "poll_interval_s": poll, "events": dict(events)}
+    result["create_triggers_s"] = created_s
+    if figure == "burst":
+        seconds = int(BURST_INTERVALS * poll)
+        counts = per_second([r["time"] for r in polls], started, seconds)
+        mean = sum(counts) / seconds
+        busiest = max(counts)
+        result.update(
+            window_s=seconds,
+            requests=sum(counts),
+            requests_per_second=counts,
+            mean_per_s=mean,
+            busiest_per_s=busiest,
+            busiest_over_mean=busiest / mean if mean else None,
+            first_second=counts[0],
+        )
+        return result
+    refused = [r for r in polls if r["status"] == 429]
+    result.update(retry_after_s=retry_after, refused=len(refused))
+    if not refused or paused_at is None:
+        return result
+    at = refused[0]["time"]
+    during = [r for r in polls if at < r["time"] < at + retry_after]
+    in_flight = [r for r in during if r["time"] <= paused_at + IN_FLIGHT_GRACE_S]
+    after = [r["time"] for r in polls if r["time"] >= paused_at + IN_FLIGHT_GRACE_S]
+    result.update(
+        client_paused_after_ms=(paused_at - at) * 1000,
+        requests_during_pause=len(during),
+        in_flight=len(in_flight),
+        in_flight_latest_ms=max(((r["time"] - at) * 1000 for r in in_flight), default=None),
+        in_flight_max_per_trigger=max(Counter(r["path"] for r in in_flight).values(), default=0),
+        new_polls_during_pause=len(during) - len(in_flight),
+        first_new_request_after_s=min(after) - at if after else None,
+        rate_before_per_s=sum(at - poll <= r["time"] < at for r in polls) / poll,
+        # The held-back polls go out spread over as long again (``Jitter.spread``): context, no target.
+        resumed_per_second=per_second(after, at + retry_after, int(2 * poll)),
+    )
+    return result
+
+
+def figure_worker_main(args: argparse.Namespace) -> int:
+    videos = json.loads(Path(args.videos_file).read_text())
+    import aiohttp  # noqa: F401
+    from airflow.triggers.base import BaseTrigger  # noqa: F401
+
+    result = asyncio.run(measure_figure(args.figure, videos, args.poll, args.control_url, args.retry_after))
+    Path(args.result_file).write_text(json.dumps(result))
+    return 0
+
+
 # ==================================================================================================
 # Orchestrator: simulator process, videos, one worker process per side
 # ==================================================================================================
 
 
-def create_videos(sim: SimulatorProcess, token: str, n: int) -> list[dict[str, Any]]:
+def create_videos(sim: SimulatorProcess, token: str, n: int, url_suffix: str = "") -> list[dict[str, Any]]:
     """Create ``n`` videos over one keep-alive connection; return ids and when each becomes available.
+
+    ``url_suffix`` is appended to each video URL (``?sim_outcome=stuck``: videos that never finish).
 
     The availability time is the simulator's own creation time (its request log, on the simulator's
     ``time.monotonic`` clock) plus ``3 * step``. On Linux ``time.monotonic`` is ``CLOCK_MONOTONIC``,
@@ -452,7 +589,7 @@ def create_videos(sim: SimulatorProcess, token: str, n: int) -> list[dict[str, A
     sent: dict[str, tuple[int, float, float]] = {}
     try:
         for index in range(n):
-            url = f"https://example.com/bench/{index}.mp4"
+            url = f"https://example.com/bench/{index}.mp4{url_suffix}"
             before = time.monotonic()
             connection.request("POST", "/api/v1/videos", json.dumps({"video_file_url": url}).encode(), headers)
             response = connection.getresponse()
@@ -554,6 +691,84 @@ def run_side(
             result["py_spy_profile"] = str(profile)
         result["video_creation_s"] = videos[-1]["available_at"] - 3 * step - created_at if videos else 0.0
         return result
+
+
+def run_figure(
+    figure: str, n: int, *, poll: float, retry_after: int, step: float, home: Path, workdir: Path
+) -> dict[str, Any]:
+    """One figure in a fresh simulator and worker process, on ``n`` videos that never finish."""
+    token = new_token()
+    with SimulatorProcess(token, video_step_seconds=step, env=child_env(home)) as sim:
+        videos = create_videos(sim, token, n, url_suffix="?sim_outcome=stuck")
+        videos_file = workdir / f"videos-figure-{figure}.json"
+        videos_file.write_text(json.dumps(videos))
+        result_file = workdir / f"result-figure-{figure}.json"
+        log_file = workdir / f"worker-figure-{figure}.log"
+        conn = {"conn_type": "aiontheball", "host": sim.base_url, "password": token}
+        env = child_env(home, **{f"AIRFLOW_CONN_{OUR_CONN_ID.upper()}": json.dumps(conn)})
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            "--figure",
+            figure,
+            "--poll",
+            repr(poll),
+            "--retry-after",
+            str(retry_after),
+            "--videos-file",
+            str(videos_file),
+            "--result-file",
+            str(result_file),
+            "--control-url",
+            sim.control_url,
+        ]
+        with open(log_file, "wb") as log:
+            proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=600)
+        if proc.returncode != 0:
+            tail = log_file.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"figure {figure} worker exited with {proc.returncode}:\n{tail}")
+        result: dict[str, Any] = json.loads(result_file.read_text())
+        return result
+
+
+def evaluate_figure(result: dict[str, Any]) -> dict[str, Any]:
+    """The figure's target, what was measured, and whether it passed (``None`` when it cannot be told)."""
+    n = result["n"]
+    if result["figure"] == "burst":
+        ratio_ = result.get("busiest_over_mean")
+        measured = (
+            f"busiest second {result['busiest_per_s']} requests, mean {result['mean_per_s']:.0f}/s = "
+            f"{fmt(ratio_, '.2f')}x over {result['window_s']} s; first second {result['first_second']} "
+            f"(fixed {result['poll_interval_s']:g}-s interval)"
+        )
+        passed = None if ratio_ is None else ratio_ <= 2.0
+        return {"name": f"Burst: {n} triggers started in the same second", "target": "busiest second <= 2x mean",
+                "measured": measured, "passed": passed}  # fmt: skip
+    name = f"Back-pressure: one 429 (Retry-After: {result['retry_after_s']}) to 1 of {n} waiting triggers"
+    target = "0 new polls on the connection during the pause (in-flight only)"
+    if not result.get("refused") or "new_polls_during_pause" not in result:
+        return {"name": name, "target": target, "measured": "no 429 was answered", "passed": None}
+    new = result["new_polls_during_pause"]
+    measured = (
+        f"{new} new polls; {result['in_flight']} in flight (<= {fmt(result['in_flight_latest_ms'], '.0f')} ms after "
+        f"the 429, at most {result['in_flight_max_per_trigger']} per trigger); next request "
+        f"{fmt(result['first_new_request_after_s'], '.2f')} s after it (before: {result['rate_before_per_s']:.0f}/s)"
+    )
+    return {"name": name, "target": target, "measured": measured, "passed": new == 0}
+
+
+def print_figures(figures: dict[str, Any]) -> None:
+    rows = []
+    for figure in figures.values():
+        status = "n/a" if figure["passed"] is None else ("PASS" if figure["passed"] else "MISS")
+        rows.append([figure["name"], figure["target"], figure["measured"], status])
+    print(table(["figure", "target", "measured", "status"], rows, "Jitter and the shared back-off: figures vs targets"))
+    for figure in figures.values():
+        seconds = figure["result"].get("requests_per_second") or figure["result"].get("resumed_per_second")
+        if seconds:
+            label = "requests per 1-s window" if figure["result"]["figure"] == "burst" else "after the pause"
+            print(f"  {figure['result']['figure']}, {label}: {seconds}")
 
 
 def scenario_key(n: int, start: str) -> str:
@@ -738,7 +953,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="what-if: gc.freeze() in the workers before measuring (Airflow's triggerer does not do this)",
     )
+    figures_group = parser.add_mutually_exclusive_group()
+    figures_group.add_argument(
+        "--figures-only", action="store_true", help="only the burst and back-pressure figures (~1 min)"
+    )
+    figures_group.add_argument("--no-figures", action="store_true", help="skip the burst and back-pressure figures")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--figure", choices=FIGURES, help=argparse.SUPPRESS)
+    parser.add_argument("--retry-after", type=int, default=BACKPRESSURE_RETRY_AFTER_S, help=argparse.SUPPRESS)
     parser.add_argument("--side", choices=SIDES + DIAGNOSTIC_SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--start", choices=STARTS, default="spread", help=argparse.SUPPRESS)
     parser.add_argument("--videos-file", help=argparse.SUPPRESS)
@@ -746,9 +968,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        return worker_main(args)
+        return figure_worker_main(args) if args.figure else worker_main(args)
 
-    scenarios = args.scenario or (SMOKE_SCENARIOS if args.smoke else DEFAULT_SCENARIOS)
+    scenarios = () if args.figures_only else args.scenario or (SMOKE_SCENARIOS if args.smoke else DEFAULT_SCENARIOS)
     poll = args.poll or (0.25 if args.smoke else 2.0)
     step = args.step or (1.0 if args.smoke else 7.0)
     calibrate = args.calibrate or (0.2 if args.smoke else 0.5)
@@ -786,6 +1008,22 @@ def main(argv: list[str] | None = None) -> int:
                     measured.setdefault(side, []).append(result)
             for side, rounds in measured.items():
                 runs[key][side] = aggregate(rounds)
+        figure_n, burst_poll, backpressure_poll, retry_after = (
+            SMOKE_FIGURES if args.smoke else (FIGURE_N, BURST_POLL_S, BACKPRESSURE_POLL_S, BACKPRESSURE_RETRY_AFTER_S)
+        )
+        figures: dict[str, Any] = {}
+        for figure in () if args.no_figures else FIGURES:
+            print(f"  running figure {figure}, N={figure_n} ...", flush=True)
+            result = run_figure(
+                figure,
+                figure_n,
+                poll=burst_poll if figure == "burst" else backpressure_poll,
+                retry_after=retry_after,
+                step=step,
+                home=home,
+                workdir=Path(tmp),
+            )
+            figures[figure] = {**evaluate_figure(result), "result": result}
     results = {
         "benchmark": NAME,
         "smoke": args.smoke,
@@ -799,11 +1037,24 @@ def main(argv: list[str] | None = None) -> int:
             "baseline": "airflow.providers.http.hooks.http.HttpAsyncHook.run() per poll",
             "baseline_available": has_baseline,
             "gc_freeze": args.gc_freeze,
+            "figures": {
+                "n": figure_n,
+                "burst_poll_interval_s": burst_poll,
+                "burst_intervals": BURST_INTERVALS,
+                "backpressure_poll_interval_s": backpressure_poll,
+                "retry_after_s": retry_after,
+                "in_flight_grace_s": IN_FLIGHT_GRACE_S,
+            },
         },
         "runs": runs,
         "ratios": summarize(runs),
+        "figures": figures,
     }
-    print_tables(results)
+    if runs:
+        print_tables(results)
+    if figures:
+        print()
+        print_figures(figures)
     path = write_json(args.out, NAME, results)
     print(f"\nwrote {path}")
     return 0

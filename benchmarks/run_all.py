@@ -1,15 +1,20 @@
 """Run every benchmark, then print the targets against what was measured (``make bench``).
 
 Each benchmark runs as its own process (``bench_polling.py``, ``bench_triggerer.py``,
-``bench_parse.py``), prints its tables and writes ``<out>/<name>.json``; this script then reads the
-JSON files and writes ``<out>/summary.json``. Missing a target is a finding, not an error: the exit
-code is non-zero only when a benchmark itself failed.
+``bench_parse.py``, ``bench_deployment.py``), prints its tables and writes ``<out>/<name>.json``; this
+script then reads the JSON files and writes ``<out>/summary.json``. Missing a target is a finding, not an
+error: the exit code is non-zero only when a benchmark itself failed.
+
+``bench_deployment.py`` starts a real Airflow 3 (scheduler, LocalExecutor, triggerer, ...); where Airflow
+cannot start, skip it with ``--skip-deployment`` or ``AIB_BENCH_SKIP_DEPLOYMENT=1`` (it then says so in
+the output and the summary, never silently).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -22,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import BENCH_DIR, base_parser, fmt, machine_info, table, write_json
 
-BENCHMARKS = ("polling", "triggerer", "parse")
+BENCHMARKS = ("polling", "triggerer", "parse", "deployment")
+#: Set for bench_deployment.py by --skip-deployment (it reads the same variable itself).
+SKIP_DEPLOYMENT_ENV = "AIB_BENCH_SKIP_DEPLOYMENT"
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,58 @@ def analysis_waits(results: dict[str, Any]) -> tuple[str, bool | None]:
     return text, bool(math.isfinite(latency) and latency <= 60 and calls_p95 <= 40)
 
 
+def figure(name: str) -> Callable[[dict[str, Any]], tuple[str, bool | None]]:
+    """A figure ``bench_triggerer.py`` evaluated itself (``burst``, ``backpressure``)."""
+
+    def evaluate(results: dict[str, Any]) -> tuple[str, bool | None]:
+        found = results.get("triggerer", {}).get("figures", {}).get(name)
+        if not found:
+            return "not run", None
+        return str(found["measured"]), found["passed"]
+
+    return evaluate
+
+
+def _deployment(results: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """(why there is nothing to judge, or None; the deployment results)."""
+    deployment = results.get("deployment")
+    if not deployment:
+        return "not run", {}
+    if not deployment.get("available", True):
+        return f"not run: {deployment.get('reason', 'unknown reason')}", {}
+    return None, deployment
+
+
+def deployment_cpu(results: dict[str, Any]) -> tuple[str, bool | None]:
+    missing, deployment = _deployment(results)
+    if missing:
+        return missing, None
+    summary, n = deployment["summary"], deployment["config"]["waits"]
+    ours, anchor = summary["variants"].get("ours"), summary["variants"].get("anchor")
+    factor = summary.get("cpu_ratio_anchor_over_ours")
+    if not ours or not anchor or factor is None:
+        return f"anchor unavailable (N={n})", None
+    return (
+        f"anchor {anchor['cpu_per_wait_s']:.2f} s / ours {ours['cpu_per_wait_s']:.2f} s per wait = {factor:.2f}x "
+        f"less (N={n}, {ours['runs']}+{anchor['runs']} runs)",
+        factor >= 3,
+    )
+
+
+def deployment_starts(results: dict[str, Any]) -> tuple[str, bool | None]:
+    missing, deployment = _deployment(results)
+    if missing:
+        return missing, None
+    variants = deployment["summary"]["variants"]
+    ours, anchor = variants.get("ours"), variants.get("anchor")
+    if not ours:
+        return "no successful run", None
+    text = f"ours {ours['worker_starts_per_wait']:.2f}"
+    if anchor:
+        text += f", anchor {anchor['worker_starts_per_wait']:.2f}"
+    return f"{text} per wait (N={deployment['config']['waits']})", ours["worker_starts_per_wait"] <= 1.0
+
+
 CHECKS = (
     Check("Trigger CPU per poll, N = 1,000", "<= 150 µs", cpu_per_poll),
     Check("Trigger CPU per poll vs HttpAsyncHook, same run", ">= 2x lower", cpu_ratio),
@@ -127,18 +186,36 @@ CHECKS = (
     Check("Max event-loop lag, N = 1,000 (all start at once)", "<= 100 ms", lag("burst")),
     Check("Import of operators + sensors modules", "<= 10 ms over baseline", parse_cost),
     Check("Analysis waits, ~4 h", "p95 detection <= 60 s with <= 40 calls (p95)", analysis_waits),
+    Check("Burst: 1,000 triggers started in the same second", "busiest second <= 2x the mean rate", figure("burst")),
+    Check(
+        "Back-pressure: one 429 (Retry-After: 10) to 1 of 1,000 waits",
+        "0 new polls on that connection during the 10 s",
+        figure("backpressure"),
+    ),
+    Check("Deployment CPU per wait vs HttpSensor, real Airflow 3", ">= 3x less", deployment_cpu),
+    Check("Worker starts per deferred wait, real Airflow 3", "1 (HttpSensor: 2)", deployment_starts),
 )
 
 
-def run_benchmark(name: str, out: Path, smoke: bool, install: bool) -> tuple[bool, float]:
+def run_benchmark(
+    name: str, out: Path, smoke: bool, install: bool, skip_deployment: bool = False
+) -> tuple[bool, float]:
     cmd = [sys.executable, str(BENCH_DIR / f"bench_{name}.py"), "--out", str(out)]
     if smoke:
         cmd.append("--smoke")
     if name == "parse" and install and not smoke:
         cmd.append("--install-dbt-cloud")
+    env = None
+    if name == "deployment" and skip_deployment:
+        env = os.environ | {SKIP_DEPLOYMENT_ENV: "--skip-deployment"}
     print(f"\n=== {name}: {' '.join(Path(part).name if part.endswith('.py') else part for part in cmd[1:])}\n")
     started = time.perf_counter()
-    proc = subprocess.run(cmd)
+    proc = subprocess.run(cmd, env=env)
+    if name == "deployment" and proc.returncode != 0:
+        print(
+            f"\nbench_deployment.py failed (above: why). Where Airflow cannot start, skip it with "
+            f"--skip-deployment or {SKIP_DEPLOYMENT_ENV}=1."
+        )
     return proc.returncode == 0, time.perf_counter() - started
 
 
@@ -186,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     parser.add_argument("--no-install", action="store_true", help="do not pip install the dbt Cloud provider")
     parser.add_argument(
+        "--skip-deployment",
+        action="store_true",
+        help=f"do not start Airflow for bench_deployment.py (same as {SKIP_DEPLOYMENT_ENV}=1); the results say so",
+    )
+    parser.add_argument(
         "--summarize-only", action="store_true", help="only read existing results in --out and print the summary"
     )
     args = parser.parse_args(argv)
@@ -198,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.summarize_only:
         started = time.perf_counter()
         for name in chosen:
-            ok, seconds = run_benchmark(name, args.out, args.smoke, not args.no_install)
+            ok, seconds = run_benchmark(name, args.out, args.smoke, not args.no_install, args.skip_deployment)
             durations[name] = round(seconds, 1)
             if not ok:
                 failures.append(name)

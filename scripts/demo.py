@@ -3,7 +3,9 @@
 No API token and no network needed: the simulator serves the AI on the Ball API on loopback. Real
 Airflow processes (scheduler, triggerer, ...; see ``tests/airflow_harness.py``) run in a throwaway
 ``AIRFLOW_HOME``; the DAG's sensors defer to the triggerer. At the end every process started here is
-stopped and a summary is printed. Exit code 0 only if the run succeeded and nothing was left running.
+stopped and a summary is printed: tasks, deferrals, the worker starts of each task id (what a deferred
+wait costs in worker processes), videos and API requests. Exit code 0 only if the run succeeded and
+nothing was left running.
 
 With ``--keep-running`` the web UI is served too, and after the run Airflow stays up (the UI's URL and
 how to log in are printed) until Ctrl-C stops everything. With ``--browser-check`` headless Chromium

@@ -18,9 +18,9 @@ never Airflow: importing Airflow is slow, and the calling process must not pick 
    That is what ``airflow standalone`` starts, minus the web UI, which runs no part of a DAG;
 4. wait until the DAG is parsed and the scheduler/triggerer (and dag-processor) jobs are running, trigger
    a run with the CLI, and poll the SQLite DB (read-only) until the run ends;
-5. build a :class:`RunReport`: task instances from the DB, deferrals from the task logs, the trigger logs
-   the triggerer writes (``attempt=N.log.trigger.<triggerer job id>.log``), the simulator's request log
-   and its videos;
+5. build a :class:`RunReport`: task instances from the DB, worker starts from Airflow's audit log (checked
+   against the task logs), deferrals from the task logs, the trigger logs the triggerer writes
+   (``attempt=N.log.trigger.<triggerer job id>.log``), the simulator's request log and its videos;
 6. stop everything: SIGTERM to every process group (the API server and the simulator last), SIGKILL after
    a grace period, then check that nothing started here still runs: no member of the process groups, no
    process seen in their process trees while running (by pid *and* start time), and no process carrying
@@ -88,6 +88,13 @@ DEFERRED_MARK = "Pausing task as DEFERRED"
 #: 3.2+, "::group::Pre task execution logs" in Airflow 2), or on Airflow 3.0 and 3.1, which have no
 #: such group, the task runner loading the DAG bundles. The first one after a deferral is the resumption.
 EXECUTION_START_MARKS = ("::group::Pre", "DAG bundles loaded")
+#: Airflow's audit log (table ``log``) gets a row with this event each time a worker starts a task
+#: instance: Airflow 2.11 in ``TaskInstance._check_and_change_state_before_execution``, Airflow 3 in the
+#: execution API's ``ti_run`` (queued → running; a client repeating its request for the same start adds
+#: none; 3.0 and 3.1 write no such row at all, and the task logs' starts count instead). A task the
+#: triggerer ends (``TaskSuccessEvent``) gets none. It counts first starts, resumptions
+#: after a deferral and retries alike, whatever the executor, so it is the count of worker starts.
+WORKER_START_EVENT = "running"
 #: The triggerer's line when a trigger yields its event ("Trigger fired event" / "Trigger ... fired: ...").
 FIRED_MARK = re.compile(r"\bfired\b", re.IGNORECASE)
 TRIGGER_LOG_NAME = re.compile(r"^attempt=(?P<attempt>\d+)\.log\.trigger\.(?P<job>\d+)\.log$")
@@ -183,6 +190,8 @@ class HarnessConfig:
     :param dag_id: the DAG to trigger.
     :param dag_files: copied into the throwaway dags folder (all example DAGs by default, so helpers they
         share keep working; DAGs never run on a schedule here, see ``USE_JOB_SCHEDULE`` below).
+    :param other_dag_ids: more DAGs of ``dag_files`` that must be parsed (and are unpaused) before the
+        harness is ready; ``trigger``, ``wait_for_run`` and ``report`` take a ``dag_id`` for their runs.
     :param token: the simulator's only token; it reaches Airflow as the connection's password and is
         never printed.
     :param video_step_seconds: seconds the simulator keeps a video in each of its three preparing
@@ -212,6 +221,7 @@ class HarnessConfig:
 
     dag_id: str = MATCH_INGESTION_DAG_ID
     dag_files: tuple[Path, ...] = field(default_factory=_example_dag_files)
+    other_dag_ids: tuple[str, ...] = ()
     token: str = "demo-token"
     video_step_seconds: float | None = None
     analysis_seconds: float = 10.0
@@ -261,6 +271,12 @@ class ProcessInfo:
     ppid: int
     pgid: int
     start: int
+    #: CPU time the process itself used, user + system (``utime + stime``), in clock ticks.
+    cpu_ticks: int = 0
+    #: CPU time of its children that it has waited for, user + system (``cutime + cstime``), in clock
+    #: ticks; each waited-for child's own ``cutime + cstime`` is in there too, so it covers every
+    #: descendant that exited and was reaped along a chain of waiting parents.
+    children_cpu_ticks: int = 0
 
     @property
     def running(self) -> bool:
@@ -279,11 +295,57 @@ def process_table() -> dict[int, ProcessInfo]:
                 raw = Path(f"/proc/{entry.name}/stat").read_text()
             except OSError:  # gone meanwhile
                 continue
-            # "pid (comm) state ppid pgrp ... starttime(22nd)": comm may contain spaces and parentheses.
+            # "pid (comm) state ppid pgrp ... utime(14th) stime cutime cstime ... starttime(22nd)": comm may
+            # contain spaces and parentheses; fields[k] below is the (k + 3)th field.
             fields = raw[raw.rfind(")") + 2 :].split()
             pid = int(entry.name)
-            table[pid] = ProcessInfo(pid, fields[0], int(fields[1]), int(fields[2]), int(fields[19]))
+            table[pid] = ProcessInfo(
+                pid,
+                fields[0],
+                int(fields[1]),
+                int(fields[2]),
+                int(fields[19]),
+                cpu_ticks=int(fields[11]) + int(fields[12]),
+                children_cpu_ticks=int(fields[13]) + int(fields[14]),
+            )
     return table
+
+
+def descendants(roots: Collection[int], table: dict[int, ProcessInfo]) -> dict[int, set[int]]:
+    """Each root's process tree (the root and everything below it, zombies included), by parent links."""
+    children: dict[int, list[int]] = {}
+    for info in table.values():
+        children.setdefault(info.ppid, []).append(info.pid)
+    trees = {}
+    for root in roots:
+        tree = {root} if root in table else set()
+        queue = list(tree)
+        while queue:
+            for child in children.get(queue.pop(), []):
+                if child not in tree:
+                    tree.add(child)
+                    queue.append(child)
+        trees[root] = tree
+    return trees
+
+
+def tree_cpu_seconds(roots: Collection[int], table: dict[int, ProcessInfo] | None = None) -> dict[int, float]:
+    """CPU seconds (user + system) each root's process tree has used so far, exited children included.
+
+    The sum, over every process of the tree that exists now (zombies too), of its own time and of the
+    time of the children it has reaped. A child's time moves into its parent's ``cutime``/``cstime``
+    when the parent waits for it, so every tick is counted once and the sum only grows: the difference
+    of two readings is the CPU the tree used in between. Not counted: a descendant that was reparented
+    out of the tree (its parent exited first) and a child whose parent ignores ``SIGCHLD`` (the kernel
+    then reaps it without adding its time anywhere); a child reaped during the reading itself can be
+    counted twice or not at all (a window of microseconds).
+    """
+    table = process_table() if table is None else table
+    ticks_per_second = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    return {
+        root: sum(table[pid].cpu_ticks + table[pid].children_cpu_ticks for pid in tree) / ticks_per_second
+        for root, tree in descendants(roots, table).items()
+    }
 
 
 def group_members(pgid: int, table: dict[int, ProcessInfo] | None = None) -> list[int]:
@@ -375,6 +437,17 @@ def read_log_lines(path: Path) -> list[LogLine]:
     return lines
 
 
+def count_execution_starts(lines: Sequence[LogLine]) -> int:
+    """How many times a worker started the task, read from its task log lines (``attempt=N.log``; one
+    attempt's file holds the first start and every resumption after a deferral): each execution opens
+    with a "::group::Pre ..." line (Airflow 2.11 and 3.2+); Airflow 3.0 and 3.1 have no such group, and
+    their task runner logs "DAG bundles loaded" once per execution instead."""
+    groups = sum(1 for line in lines if EXECUTION_START_MARKS[0] in line.message)
+    if groups:
+        return groups
+    return sum(1 for line in lines if EXECUTION_START_MARKS[1] in line.message)
+
+
 def status_observations(lines: Sequence[LogLine]) -> list[tuple[str, dt.datetime, str]]:
     """(resource name, time, status) for every provider status line, e.g. ("video 790", t, "downloading")."""
     seen = []
@@ -404,11 +477,13 @@ class Deferral:
     trigger_fired_at: dt.datetime | None = None
     triggerer_job_ids: tuple[int, ...] = ()
     polls: int = 0
+    #: When the task ended without resuming (the trigger ended it): its end date.
+    ended_at: dt.datetime | None = None
 
     @property
     def seconds_deferred(self) -> float | None:
-        """Time without a worker: deferral until the task resumed in a worker."""
-        return seconds_between(self.deferred_at, self.resumed_at)
+        """Time without a worker: deferral until the task resumed in a worker, or ended in the triggerer."""
+        return seconds_between(self.deferred_at, self.resumed_at or self.ended_at)
 
     @property
     def seconds_in_triggerer(self) -> float | None:
@@ -434,6 +509,16 @@ class TaskReport:
     deferrals: list[Deferral] = field(default_factory=list)
     #: The resources this task logged statuses of, e.g. ["video 790"].
     resources: list[str] = field(default_factory=list)
+    #: Times a worker started this task instance — the first start, each resumption after a deferral,
+    #: each retry — from Airflow's audit log (see ``WORKER_START_EVENT``).
+    worker_starts: int = 0
+    #: The same count read from the task logs (``count_execution_starts``), as a cross-check.
+    logged_starts: int = 0
+
+    @property
+    def ended_in_triggerer(self) -> bool:
+        """Deferred, and finished without resuming on a worker (the trigger ended the task)."""
+        return bool(self.deferrals) and self.deferrals[-1].resumed_at is None and self.state in ("success", "skipped")
 
     @property
     def label(self) -> str:
@@ -488,6 +573,41 @@ class RunReport:
     def deferred_tasks(self) -> list[TaskReport]:
         return [t for t in self.tasks if t.deferrals]
 
+    @property
+    def worker_starts(self) -> int:
+        """Worker starts of every task instance of the run (see ``TaskReport.worker_starts``)."""
+        return sum(t.worker_starts for t in self.tasks)
+
+    @property
+    def worker_starts_by_task(self) -> list[TaskStarts]:
+        """Worker starts per task id (all its map indexes), in the order the tasks first ran."""
+        by_task: dict[str, TaskStarts] = {}
+        for task in self.tasks:
+            entry = by_task.setdefault(task.task_id, TaskStarts(task.task_id))
+            entry.instances += 1
+            entry.worker_starts += task.worker_starts
+            entry.logged_starts += task.logged_starts
+            entry.deferred += bool(task.deferrals)
+            entry.ended_in_triggerer += task.ended_in_triggerer
+        return list(by_task.values())
+
+
+@dataclass
+class TaskStarts:
+    """Worker starts of one task id over its task instances (map indexes)."""
+
+    task_id: str
+    instances: int = 0
+    worker_starts: int = 0
+    logged_starts: int = 0
+    #: Task instances that deferred at least once, and those of them the triggerer ended.
+    deferred: int = 0
+    ended_in_triggerer: int = 0
+
+    @property
+    def per_instance(self) -> float | None:
+        return self.worker_starts / self.instances if self.instances else None
+
 
 # --------------------------------------------------------------------------------------------------
 # The harness
@@ -535,7 +655,8 @@ class AirflowHarness:
         self.stopped = False
         self.sim_clock_offset = 0.0  # wall clock minus monotonic clock (the simulator logs monotonic times)
         self._deadline = Deadline(self.config.timeout)
-        self._trigger_assignments: dict[str, set[int]] = {}
+        #: (dag id, run id) -> task label -> triggerer job ids (see _sample_trigger_assignments).
+        self._trigger_assignments: dict[tuple[str, str], dict[str, set[int]]] = {}
         self._wait_results: dict[str, str] = {}  # run id -> what wait_for_run returned
         self._env: dict[str, str] = {}
         self.ui_password = ""  # Airflow 2's webserver login (user admin), when the UI is served
@@ -813,64 +934,69 @@ class AirflowHarness:
         )
 
     def _wait_until_ready(self) -> None:
-        """Until the DAG is parsed and serialized and the components' jobs are running."""
+        """Until the DAGs are parsed and serialized and the components' jobs are running."""
         needed = self._needed_jobs()
-        dag_id = self.config.dag_id
+        dag_ids = (self.config.dag_id, *self.config.other_dag_ids)
         while True:
             self.check_components()
             missing = sorted((needed - self.running_jobs()).elements())
-            parsed = self.query(
-                "SELECT dag.is_paused FROM dag JOIN serialized_dag ON serialized_dag.dag_id = dag.dag_id "
-                "WHERE dag.dag_id = ?",
-                (dag_id,),
-            )
+            paused = {
+                dag_id: bool(is_paused)
+                for dag_id, is_paused in self.query(
+                    "SELECT dag.dag_id, dag.is_paused FROM dag JOIN serialized_dag ON serialized_dag.dag_id = "
+                    f"dag.dag_id WHERE dag.dag_id IN ({', '.join('?' for _ in dag_ids)})",
+                    dag_ids,
+                )
+            }
+            unparsed = [dag_id for dag_id in dag_ids if dag_id not in paused]
             api_ready = (self.major < 3 and not self.config.ui) or port_open(self.api_port)
-            if not missing and parsed and api_ready:
+            if not missing and not unparsed and api_ready:
                 break
             if self._deadline.expired:
-                waiting_for = [*missing, *([] if parsed else [f"DAG {dag_id} to be parsed"])]
+                waiting_for = [*missing, *(f"DAG {dag_id} to be parsed" for dag_id in unparsed)]
                 waiting_for += [] if api_ready else [f"the API server on port {self.api_port}"]
                 raise HarnessError(
                     f"Airflow was not ready within {self._deadline.seconds:.0f} s; still waiting for "
                     f"{', '.join(waiting_for)}. Logs: {self.process_dir}"
                 )
             time.sleep(self.config.poll_seconds)
-        if parsed[0][0]:  # paused although new DAGs start unpaused here: unpause it
-            self._run_cli("dags-unpause", ["dags", "unpause", dag_id])
+        for dag_id in dag_ids:
+            if paused[dag_id]:  # paused although new DAGs start unpaused here: unpause it
+                self._run_cli("dags-unpause", ["dags", "unpause", dag_id])
         self._track()
 
     # -- the run ------------------------------------------------------------------------------------
 
-    def trigger(self, run_id: str | None = None, conf: dict[str, Any] | None = None) -> str:
-        """Trigger a run with the CLI and return its run id."""
+    def trigger(self, run_id: str | None = None, conf: dict[str, Any] | None = None, dag_id: str | None = None) -> str:
+        """Trigger a run with the CLI and return its run id (of ``config.dag_id`` unless ``dag_id``)."""
+        dag_id = dag_id or self.config.dag_id
         run_id = run_id or f"aib_demo__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
-        args = ["dags", "trigger", self.config.dag_id, "--run-id", run_id]
+        args = ["dags", "trigger", dag_id, "--run-id", run_id]
         if conf:
             args += ["--conf", json.dumps(conf)]
         self._run_cli("dags-trigger", args)
-        self.progress(f"Triggered run {run_id} of {self.config.dag_id}; waiting for it to finish…")
+        self.progress(f"Triggered run {run_id} of {dag_id}; waiting for it to finish…")
         return run_id
 
-    def wait_for_run(self, run_id: str) -> str:
+    def wait_for_run(self, run_id: str, dag_id: str | None = None) -> str:
         """Poll until the run is success or failed and return that state, or ``"up_for_retry"`` as soon as
         a task instance is (with ``fail_on_retry``). Progress lines name the task-instance states
         (success, deferred, ...) whenever their counts change."""
+        dag_id = dag_id or self.config.dag_id
         started = time.monotonic()
         last_line = ""
         last_track = 0.0
         while True:
             self.check_components()
-            state_rows = self.query(
-                "SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", (self.config.dag_id, run_id)
-            )
+            state_rows = self.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", (dag_id, run_id))
             run_state = state_rows[0][0] if state_rows else None
             counts = Counter(
                 row[0] or "none"
                 for row in self.query(
-                    "SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ?", (self.config.dag_id, run_id)
+                    "SELECT state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
                 )
             )
-            self._sample_trigger_assignments(run_id)
+            self._sample_trigger_assignments(dag_id, run_id)
             shown = ", ".join(f"{counts[s]} {s}" for s in PROGRESS_STATES if counts[s])
             line = f"run {run_state or 'not found yet'}" + (f": {shown}" if shown else "")
             if line != last_line:
@@ -893,29 +1019,48 @@ class AirflowHarness:
                 )
             time.sleep(self.config.poll_seconds)
 
-    def _sample_trigger_assignments(self, run_id: str) -> None:
+    def _sample_trigger_assignments(self, dag_id: str, run_id: str) -> None:
         """Record which triggerer job holds each deferred task's trigger (DB evidence of the deferral,
         independent of log wording: the trigger row's ``triggerer_id`` is the TriggererJob's id)."""
         rows = self.query(
             "SELECT ti.task_id, ti.map_index, trigger.triggerer_id FROM task_instance AS ti "
             "JOIN trigger ON trigger.id = ti.trigger_id "
             "WHERE ti.dag_id = ? AND ti.run_id = ? AND trigger.triggerer_id IS NOT NULL",
-            (self.config.dag_id, run_id),
+            (dag_id, run_id),
         )
+        assignments = self._trigger_assignments.setdefault((dag_id, run_id), {})
         for task_id, map_index, triggerer_id in rows:
             label = task_id if map_index < 0 else f"{task_id}[{map_index}]"
-            self._trigger_assignments.setdefault(label, set()).add(int(triggerer_id))
+            assignments.setdefault(label, set()).add(int(triggerer_id))
 
-    def run_dag(self, run_id: str | None = None, conf: dict[str, Any] | None = None) -> RunReport:
+    def run_dag(
+        self, run_id: str | None = None, conf: dict[str, Any] | None = None, dag_id: str | None = None
+    ) -> RunReport:
         """Trigger, wait and report (the report also when the run failed)."""
-        run_id = self.trigger(run_id, conf)
-        self.wait_for_run(run_id)
-        return self.report(run_id)
+        run_id = self.trigger(run_id, conf, dag_id)
+        self.wait_for_run(run_id, dag_id)
+        return self.report(run_id, dag_id)
 
     # -- the report ---------------------------------------------------------------------------------
 
-    def report(self, run_id: str) -> RunReport:
-        dag_id = self.config.dag_id
+    def worker_starts(self, dag_id: str, run_id: str) -> Counter[tuple[str, int]]:
+        """(task id, map index) -> worker starts, from Airflow's audit log (``WORKER_START_EVENT``)."""
+        sql = (
+            "SELECT task_id, map_index, COUNT(*) FROM log WHERE dag_id = ? AND run_id = ? AND event = ? "
+            "GROUP BY task_id, map_index"
+        )
+        rows: list[tuple[Any, ...]] = []
+        for _ in range(5):  # [] also when the DB is busy: ask again before concluding no task ran
+            rows = self.query(sql, (dag_id, run_id, WORKER_START_EVENT))
+            if rows:
+                break
+            time.sleep(0.2)
+        return Counter(
+            {(str(task_id), -1 if map_index is None else int(map_index)): int(n) for task_id, map_index, n in rows}
+        )
+
+    def report(self, run_id: str, dag_id: str | None = None) -> RunReport:
+        dag_id = dag_id or self.config.dag_id
         run_rows = self.query(
             "SELECT state, start_date, end_date FROM dag_run WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
         )
@@ -930,9 +1075,13 @@ class AirflowHarness:
                 (dag_id, run_id),
             )
         ]
+        starts = self.worker_starts(dag_id, run_id)
         transitions: dict[str, list[tuple[dt.datetime, str]]] = {}
         for task in tasks:
-            self._read_task_logs(run_id, task)
+            task.worker_starts = starts[(task.task_id, task.map_index)]
+            self._read_task_logs(dag_id, run_id, task)
+            if not starts:  # Airflow 3.0 and 3.1 write no audit-log row per start: count the task logs' starts
+                task.worker_starts = task.logged_starts
             observations = status_observations([*task.worker_lines, *task.trigger_lines])
             task.resources = sorted({name for name, _, _ in observations})
             for name, when, status in observations:
@@ -960,7 +1109,9 @@ class AirflowHarness:
             end_date=utc(end),
             tasks=tasks,
             triggerer_job_ids={row[0] for row in self.query("SELECT id FROM job WHERE job_type = 'TriggererJob'")},
-            trigger_assignments={label: set(ids) for label, ids in self._trigger_assignments.items()},
+            trigger_assignments={
+                label: set(ids) for label, ids in self._trigger_assignments.get((dag_id, run_id), {}).items()
+            },
             requests=requests,
             videos=self._all_videos(),
             transitions=dict(sorted(transitions.items(), key=lambda item: item[1][0][0])),
@@ -968,18 +1119,20 @@ class AirflowHarness:
             process_logs=self.process_logs,
         )
 
-    def _read_task_logs(self, run_id: str, task: TaskReport) -> None:
+    def _read_task_logs(self, dag_id: str, run_id: str, task: TaskReport) -> None:
         """Worker logs (attempt=N.log) and trigger logs (attempt=N.log.trigger.JOB.log) of one task
-        instance, and the deferrals they show."""
-        directory = self.task_log_dir / f"dag_id={self.config.dag_id}" / f"run_id={run_id}" / f"task_id={task.task_id}"
+        instance, and the deferrals and execution starts they show."""
+        directory = self.task_log_dir / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task.task_id}"
         if task.map_index >= 0:
             directory /= f"map_index={task.map_index}"
         if not directory.is_dir():
             return
         for path in sorted(directory.iterdir()):
             if WORKER_LOG_NAME.match(path.name):
+                lines = read_log_lines(path)
                 task.worker_logs.append(path)
-                task.worker_lines += read_log_lines(path)
+                task.worker_lines += lines
+                task.logged_starts += count_execution_starts(lines)
             elif TRIGGER_LOG_NAME.match(path.name):
                 task.trigger_logs.append(path)
                 task.trigger_lines += read_log_lines(path)
@@ -998,6 +1151,8 @@ class AirflowHarness:
                 None,
             )
             deferral = Deferral(deferred_at=line.time, resumed_at=resumed)
+            if resumed is None and task.state in ("success", "skipped"):
+                deferral.ended_at = task.end_date
             window = [t for t in task.trigger_lines if line.time <= t.time and (resumed is None or t.time <= resumed)]
             if window:
                 deferral.trigger_started_at = window[0].time
@@ -1237,6 +1392,30 @@ def _table(rows: list[list[str]], right_aligned: Collection[int] = ()) -> list[s
     return lines
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def format_worker_starts(report: RunReport) -> list[str]:
+    """Worker starts per task id, e.g. "wait_for_video: 3 task instances, 6 worker starts (2.0 per wait)":
+    what each task cost in worker processes, and above all what a deferred wait cost."""
+    by_task = report.worker_starts_by_task
+    out = [
+        f"Worker starts: {_plural(report.worker_starts, 'worker start')} for "
+        f"{_plural(sum(t.instances for t in by_task), 'task instance')} (a worker process ran the task: "
+        "its first start, each resumption after a deferral, each retry; from Airflow's audit log)."
+    ]
+    for task in by_task:
+        line = f"  {task.task_id}: {_plural(task.instances, 'task instance')}, {_plural(task.worker_starts, 'worker start')}"
+        if task.deferred and task.per_instance is not None:
+            ended = f", {task.ended_in_triggerer} ended by the triggerer" if task.ended_in_triggerer else ""
+            line += f" ({task.per_instance:.1f} per wait; {task.deferred} deferred{ended})"
+        if task.logged_starts != task.worker_starts:
+            line += f" [the task logs show {_plural(task.logged_starts, 'start')}]"
+        out.append(line)
+    return out
+
+
 def format_summary(report: RunReport) -> str:
     """A short, readable summary of a run: tasks, deferrals, videos, API requests."""
     state = (report.state or "not found").upper()
@@ -1279,12 +1458,15 @@ def format_summary(report: RunReport) -> str:
             f"{sum(d.seconds_deferred or 0 for d in deferrals):.1f} s in total without holding a worker slot.",
             f"  Their triggers ran in the triggerer process (job {', '.join(map(str, jobs)) or '?'}): "
             f"{_span(in_triggerer)} each from the deferral until the trigger fired.",
-            "  deferred = from the task's deferral to its next start in a worker; in triggerer = from the deferral "
-            "to the trigger's event;",
+            "  deferred = from the task's deferral to its next start in a worker (or to its end, when the triggerer "
+            "ended it); in triggerer = from the deferral to the trigger's event;",
             "  trigger polls = the API requests for the task's video/analysis while it was deferred.",
         ]
     else:
         out.append("Deferred: no task deferred.")
+
+    out.append("")
+    out += format_worker_starts(report)
 
     out.append("")
     polls: Counter[str] = Counter()  # "video 790" -> GET /videos/790 count

@@ -123,6 +123,10 @@ class DistributedConfig(HarnessConfig):
     :param triggerers: triggerers (two or more, for the takeover drill).
     :param task_heartbeat_timeout: ``[scheduler] task_instance_heartbeat_timeout``: how soon the scheduler
         fails a task whose worker died (default 300 s; shortened so the worker-kill drill's retry comes soon).
+    :param task_queued_timeout: ``[scheduler] task_queued_timeout``: how soon the scheduler requeues a task
+        that a worker took from the broker but died before starting (default 600 s; the task stays
+        ``queued`` in the DB, no heartbeat ever detects it: shortened so the worker-kill drill's other
+        tasks run again within the drill's budget).
     :param triggerer_health_check_threshold: seconds without a heartbeat after which a triggerer's
         triggers go to a live one (Airflow's default 30 s; shortened to keep the run short).
     :param outage_seconds: each half of the 503 outage (first with ``Retry-After``, then without).
@@ -145,6 +149,7 @@ class DistributedConfig(HarnessConfig):
     poll_seconds: float = 1.0
     fail_on_retry: bool = False
     task_heartbeat_timeout: float = 30.0
+    task_queued_timeout: float = 30.0
     triggerer_health_check_threshold: float = 15.0
     triggerer_heartbeat_seconds: float = 3.0
     retry_delay_seconds: float = 5.0
@@ -286,6 +291,8 @@ class DistributedHarness(AirflowHarness):
             "AIRFLOW__CORE__FERNET_KEY": self.fernet_key,  # the connection's token is stored encrypted
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(int(config.task_heartbeat_timeout)),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(int(config.task_queued_timeout)),
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "5",
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": f"{config.triggerer_health_check_threshold:g}",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": f"{config.triggerer_heartbeat_seconds:g}",
             **config.dag_env,

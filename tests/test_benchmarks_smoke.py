@@ -7,6 +7,7 @@ run mean nothing. The results go to a temporary directory, never into ``benchmar
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from importlib import metadata
@@ -119,3 +120,71 @@ def test_run_all_summarizes(out_dir: Path) -> None:
         assert set(check) == {"name", "target", "measured", "status"}
         assert check["status"] in {"PASS", "MISS", "n/a"}
     assert summary["failures"] == []
+
+
+# --------------------------------------------------------------------------------------------------
+# bench_deployment.py starts a real Airflow (minutes): only its pieces are checked here.
+# --------------------------------------------------------------------------------------------------
+
+DEPLOYMENT_DAGS = BENCH_DIR / "deployment"
+
+#: A process that, once told to (a line on stdin), runs a child burning CPU, waits for it (so its time
+#: lands in this process's cutime/cstime), says "done" and keeps running.
+_BURNER_PARENT = """
+import subprocess, sys
+sys.stdin.readline()
+subprocess.run([sys.executable, "-c", "import time\\nend = time.process_time() + 0.4\\nwhile time.process_time() < end: pass"])
+print("done", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_cpu_accounting_counts_a_child_that_already_exited() -> None:
+    """The deployment benchmark's CPU method: a process tree's time includes reaped descendants."""
+    from tests.airflow_harness import process_table, tree_cpu_seconds
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs Linux /proc")
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _BURNER_PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdin is not None
+        assert parent.stdout is not None
+        before = tree_cpu_seconds([parent.pid])[parent.pid]
+        parent.stdin.write("go\n")
+        parent.stdin.flush()
+        assert parent.stdout.readline().strip() == "done"
+        table = process_table()
+        assert not [info for info in table.values() if info.ppid == parent.pid], "the child has exited"
+        after = tree_cpu_seconds([parent.pid], table)[parent.pid]
+        assert after - before >= 0.35, f"the exited child's 0.4 s of CPU is missing: {after - before:.2f} s"
+        # And the test process's own tree contains the parent's (a root's tree includes its descendants).
+        assert tree_cpu_seconds([os.getpid()], table)[os.getpid()] >= after
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+
+
+def test_deployment_dag_files_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 2
+        from airflow.models.dagbag import DagBag
+    monkeypatch.syspath_prepend(str(DEPLOYMENT_DAGS))  # the anchor's response check (PYTHONPATH in the bench)
+    bag = DagBag(dag_folder=str(DEPLOYMENT_DAGS))  # examples are off (tests/conftest.py)
+    expected = {"aib_bench_wait_ours": {"video_ids", "wait_for_video"}}
+    ignored: set[str] = set()
+    if http_provider_installed():
+        expected["aib_bench_wait_anchor"] = {"video_endpoints", "wait_for_video"}
+    else:  # make test does not install .[bench]
+        ((path, error),) = ((p, t) for p, t in bag.import_errors.items() if p.endswith("aib_bench_wait_anchor.py"))
+        assert "airflow.providers.http" in error
+        ignored.add(path)
+    unexpected = {path: text for path, text in bag.import_errors.items() if path not in ignored}
+    assert not unexpected
+    for dag_id, task_ids in expected.items():
+        dag = bag.dags.get(dag_id)  # not get_dag(): it reads the metadata DB
+        assert dag is not None, dag_id
+        assert set(dag.task_ids) == task_ids
+        assert dag.get_task("wait_for_video").partial_kwargs.get("deferrable") is True, dag_id

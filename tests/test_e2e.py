@@ -17,6 +17,7 @@ task log shows the deferral and the resumption but never the trigger firing.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ from tests.airflow_harness import (
 )
 
 pytestmark = pytest.mark.e2e
+
+#: What a trigger logs when it ends its task (``task_end.trigger_event``).
+ENDED_IN_TRIGGERER = "the task succeeds here, in the triggerer"
 
 #: A fresh token per session: the test checks it never reaches a log.
 TOKEN = f"e2e-token-{secrets.token_hex(6)}"
@@ -100,7 +104,9 @@ def test_the_dag_run_succeeded(e2e: E2ERun) -> None:
     assert {t.state for t in report.tasks} == {"success", "skipped"}, states
 
 
-def test_each_sensor_deferred_to_the_triggerer_and_resumed_in_a_worker(e2e: E2ERun) -> None:
+def test_each_sensor_waited_in_the_triggerer_and_ended_there(e2e: E2ERun) -> None:
+    """One worker start per wait: the sensor pokes once and defers; its trigger polls in the triggerer
+    process and ends the task there with its XComs (``task_end``), so no worker resumes it."""
     report = e2e.report
     triggerers = report.triggerer_job_ids
     assert triggerers, "the job table has no TriggererJob: the triggerer never ran"
@@ -108,28 +114,52 @@ def test_each_sensor_deferred_to_the_triggerer_and_resumed_in_a_worker(e2e: E2ER
     sensors = {task.label for task in report.tasks_named("wait_for_video")}
     assert len(sensors) == len(default_matches())
     assert sensors <= deferred, "every video sensor deferred (the videos take seconds to prepare)"
-    for task in report.deferred_tasks:  # the video sensors, and any other deferrable task of the DAG
+    for task in report.deferred_tasks:  # the video and analysis sensors
         label = task.label
         assert task.state == "success", label
-        # Deferring and resuming did not use up a retry.
+        # Deferring did not use up a retry.
         assert task.try_number == 1, label
+        # One worker start: the one that deferred (Airflow's audit log, cross-checked with the task log).
+        assert task.worker_starts == 1, label
         # The triggerer wrote this task's trigger log, named after the triggerer's job id, holding the
         # trigger's own status lines: the provider's trigger code ran in the triggerer process.
         assert task.trigger_logs, f"{label}: no trigger log"
         assert status_observations(task.trigger_lines), f"{label}: the trigger logged no status"
+        assert any(ENDED_IN_TRIGGERER in line.message for line in task.trigger_lines), label
         # The worker never ran the trigger (dag.test() would have: it runs triggers in-process).
         assert not [line for line in task.worker_lines if FIRED_MARK.search(line.message)], label
         # DB evidence, sampled while the run was polled: the trigger row was held by a TriggererJob.
         assert report.trigger_assignments.get(label), f"{label}: its trigger row was never seen assigned"
         assert report.trigger_assignments[label] <= triggerers, label
         for deferral in task.deferrals:
-            # The worker's log: deferred, then executed again after the trigger fired.
-            assert deferral.resumed_at is not None, f"{label} never resumed: {task.worker_logs}"
             assert deferral.trigger_fired_at is not None, f"{label}: no trigger event in {task.trigger_logs}"
-            assert deferral.deferred_at < deferral.trigger_fired_at < deferral.resumed_at, label
+            assert deferral.deferred_at < deferral.trigger_fired_at, label
+            # Ended by the trigger: no worker started the task again.
+            assert deferral.resumed_at is None, f"{label} resumed in a worker: {task.worker_logs}"
             assert set(deferral.triggerer_job_ids) <= triggerers, (label, deferral.triggerer_job_ids, triggerers)
             # The trigger polled the API while the task was deferred.
             assert deferral.polls >= 1, label
+
+
+def test_a_wait_ended_in_the_triggerer_left_the_xcoms_a_worker_would_have(e2e: E2ERun) -> None:
+    """The same XComs as execute_complete pushes, readable as values (not a JSON string of them): the
+    video, its mp4_source, and on Airflow 3 the extra link's stored URL; downstream tasks used them."""
+    report = e2e.report
+    by_id = {int(video["id"]): video for video in report.videos}
+    for task in report.tasks_named("wait_for_video"):
+        rows = e2e.harness.query(
+            "SELECT key, value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND map_index = ?",
+            (report.dag_id, report.run_id, task.task_id, task.map_index),
+        )
+        xcoms = {key: json.loads(value) for key, value in rows}
+        video = xcoms.get("return_value")
+        assert isinstance(video, dict), (task.label, xcoms)
+        assert video["status"] == "available", task.label
+        assert int(video["id"]) in by_id, task.label
+        assert xcoms["mp4_source"] == video["mp4_source"], task.label
+        if e2e.harness.major >= 3:  # Airflow 3's UI reads a finished task's links from XCom only
+            assert xcoms["_link_AIOnTheBallVideoLink"] == video["mp4_source"], task.label
+    assert {t.state for t in report.tasks_named("summarize_video")} == {"success"}, "they pulled the videos"
 
 
 def test_the_simulator_received_the_expected_requests(e2e: E2ERun) -> None:

@@ -8,6 +8,10 @@ Airflow 2 ``import airflow`` and ``DAG``); only modules *newly* imported by ours
 Airflow versions import ``requests`` or ``tenacity`` themselves (and Airflow 3.0 imports ``aiohttp``
 while a DAG file defines a DAG: chains with no module of ours are Airflow's own). On failure, ``python -X importtime``
 names the chain of imports that pulled the library in. Module presence only, never times.
+
+The operator and sensor modules also leave our execute-time modules (hooks, triggers, waiting, status
+vocabulary, validation, ...) and Airflow's ``common.compat`` layer unimported: each would add to every
+parse (benchmarks/README.md, "DAG-parse cost", has the figures).
 """
 
 from __future__ import annotations
@@ -29,6 +33,21 @@ MODULES = (
     "airflow_provider_aiontheball.sensors.analysis",
     "airflow_provider_aiontheball.operators.video",
     "airflow_provider_aiontheball.operators.analysis",
+)
+#: Imported inside methods, never when a DAG file imports an operator or sensor module. The DAG-facing
+#: modules take the SDK names straight from where ``airflow.providers.common.compat.sdk`` finds them
+#: (importing that layer costs ~0.7 ms); hooks and triggers still use it, at execute time.
+NOT_AT_PARSE = (
+    "airflow_provider_aiontheball.hooks",
+    "airflow_provider_aiontheball.triggers",
+    "airflow_provider_aiontheball.waiting",
+    "airflow_provider_aiontheball.polling",
+    "airflow_provider_aiontheball.task_end",
+    "airflow_provider_aiontheball.statuses",
+    "airflow_provider_aiontheball.validation",
+    "airflow_provider_aiontheball.exceptions",
+    "airflow_provider_aiontheball.operators._create",
+    "airflow.providers.common.compat.sdk",
 )
 
 
@@ -73,7 +92,8 @@ TARGETS = [
 ]
 
 
-def run(code: str, *python_args: str) -> subprocess.CompletedProcess[str]:
+def run(code: str, *python_args: str, watch: tuple[str, ...] = HEAVY) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` after the baseline; the last stdout line lists the ``watch`` modules it newly imported."""
     script = "\n".join(
         [
             "import sys, json",
@@ -81,7 +101,7 @@ def run(code: str, *python_args: str) -> subprocess.CompletedProcess[str]:
             "_before = set(sys.modules)",
             f"sys.stderr.write({MARK!r} + '\\n'); sys.stderr.flush()",
             code,
-            f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules and m not in _before)))",
+            f"print(json.dumps(sorted(m for m in {watch!r} if m in sys.modules and m not in _before)))",
         ]
     )
     proc = subprocess.run(
@@ -126,6 +146,15 @@ def test_dag_facing_modules_do_not_import_heavy_libraries(code: str) -> None:
         ours = [chain for chain in chains if not airflows_own(chain)]
         if ours:
             pytest.fail("importing it newly imports:\n" + "\n".join(f"  {chain}" for chain in ours))
+
+
+@pytest.mark.parametrize("code", [module_param(module) for module in MODULES])
+def test_dag_facing_modules_leave_execute_time_modules_unimported(code: str) -> None:
+    newly_imported = json.loads(run(code, watch=NOT_AT_PARSE).stdout.strip().splitlines()[-1])
+    if newly_imported:
+        stderr = run(code, "-X", "importtime", watch=NOT_AT_PARSE).stderr
+        chains = "\n".join(f"  {import_chain(stderr, module)}" for module in newly_imported)
+        pytest.fail(f"importing it at DAG-parse time newly imports (import them inside the method instead):\n{chains}")
 
 
 def airflows_own(chain: str) -> bool:

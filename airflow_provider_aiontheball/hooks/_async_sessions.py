@@ -1,4 +1,4 @@
-"""What the triggers of one event loop share: an ``aiohttp.ClientSession`` per base URL, and settings.
+"""What the triggers of one event loop share: a session per base URL, settings and a request budget.
 
 **Sessions.** One shared ``aiohttp.ClientSession`` per (event loop, base URL), reference-counted.
 
@@ -26,17 +26,32 @@ of a connection are shared per event loop for a minute, fetched once even when m
 the same moment; a changed token or host is picked up within that minute, and at once by a hook
 whose request the API refused (401/403): it reloads through :meth:`SharedSettings.refresh` and
 retries once with the new token (token rotation never fails a running wait).
+
+**Request budget.** The API's rate limit applies to a token, not to one wait. When one of 1,000
+waits is told 429 (or 503 with ``Retry-After``), the other 999 would each have to be told too, one
+refused request at a time. One :class:`RequestBudget` per (event loop, connection id) is awaited by the
+async hook before every request: an answer asking the connection to back off (decided once, in
+``hooks/_client.interpret_response`` / ``connection_backoff``) pauses every request of every trigger
+on that connection in this triggerer until the time the server named; the requests it held back then
+go out spread over a window as long as the pause (at most a minute: ``polling.Jitter.spread``), so they
+reach the server no faster than they came due rather than all at its last instant. Requests already in
+flight are not cancelled. The connection extra ``max_requests_per_second`` caps the rate
+of all of them together. Waiting is ``asyncio.sleep``: the loop never blocks; a waiter's cancellation
+(its deadline) propagates. Other connections, and tasks on workers (the sync hook), are not affected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflow_provider_aiontheball.defaults import DEFAULT_POOL_LIMIT
+from airflow_provider_aiontheball.polling import DEFAULT_JITTER, Jitter
 
 if TYPE_CHECKING:
     import aiohttp
@@ -184,3 +199,113 @@ class SharedSettings:
 
 
 shared_settings = SharedSettings()
+
+
+class RequestBudget:
+    """One connection's request budget in one event loop: a shared pause after 429, and an optional cap.
+
+    Use :data:`request_budgets` (one per event loop and connection id); build one directly only in tests.
+
+    :param max_per_second: the most requests per second let through, spaced at least ``1 / max_per_second``
+        apart; ``None`` for no cap. Default: none.
+    :param clock: monotonic clock, injectable for tests. Default ``time.monotonic`` (the event loop's clock).
+    :param sleep: how to wait, injectable for tests. Default ``asyncio.sleep``: never blocks the loop.
+    :param jitter: spreads the held-back requests after a pause (:meth:`Jitter.spread
+        <airflow_provider_aiontheball.polling.Jitter.spread>`). Default: the shared ``polling.DEFAULT_JITTER``.
+    """
+
+    def __init__(
+        self,
+        max_per_second: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        jitter: Jitter | None = None,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter if jitter is not None else DEFAULT_JITTER
+        self._max_per_second: float | None = None
+        self._interval = 0.0
+        self.set_rate(max_per_second)
+        self._paused_until = -math.inf
+        self._pause_seconds = 0.0
+        #: When the current (or last) pause began, on ``clock``; ``None`` before the first one.
+        self.paused_at: float | None = None
+        self._last_grant = -math.inf
+        self._turn = asyncio.Lock()  # bound to the running loop at first use (Python >= 3.10)
+
+    @property
+    def max_per_second(self) -> float | None:
+        return self._max_per_second
+
+    def set_rate(self, max_per_second: float | None) -> None:
+        """Change the cap (the connection's settings are reloaded every minute); ``None`` removes it."""
+        if max_per_second is not None and not (math.isfinite(max_per_second) and max_per_second > 0):
+            raise ValueError(f"max_per_second must be a positive number, got {max_per_second!r}")
+        self._max_per_second = max_per_second
+        self._interval = 1.0 / max_per_second if max_per_second else 0.0
+
+    def pause(self, seconds: float) -> bool:
+        """Stop letting requests through for ``seconds`` from now (the server's ``Retry-After``).
+
+        A pause never shortens one already running (a second 429 with a shorter wait changes nothing).
+
+        :return: whether the pause now ends later than before (the caller logs it once, not per 429).
+        """
+        now = self._clock()
+        until = now + seconds
+        if until <= self._paused_until:
+            return False
+        if self._paused_until <= now:
+            self.paused_at = now
+        self._paused_until, self._pause_seconds = until, seconds
+        return True
+
+    def paused_for(self) -> float:
+        """Seconds until the current pause ends (0 when not paused)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    async def acquire(self) -> None:
+        """Wait until a request may be sent: while paused, then for the cap's next turn."""
+        while True:
+            if (remaining := self.paused_for()) > 0:
+                # Held back for as long as the pause, the waiters go out over as long a window after it:
+                # at most as fast as they came due. All at its last instant, the server that just refused
+                # a burst would get a bigger one. Never earlier than it asked.
+                await self._sleep(remaining + self._jitter.spread(self._pause_seconds))
+                continue
+            if not self._interval:
+                return
+            async with self._turn:  # one at a time, first come first served (asyncio.Lock is FIFO)
+                if (wait := self._last_grant + self._interval - self._clock()) > 0:
+                    await self._sleep(wait)
+                if self.paused_for() > 0:
+                    continue  # paused while this waiter held the turn: wait for the pause like the others
+                # Spaced by the time each request was let through, not by its reservation: a late wakeup
+                # never lets the next one follow closer than 1 / max_per_second.
+                self._last_grant = self._clock()
+                return
+
+
+class RequestBudgets:
+    """Registry of request budgets per (event loop, connection id); use :data:`request_budgets`."""
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, RequestBudget]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self, conn_id: str, max_per_second: float | None = None) -> RequestBudget:
+        """The running loop's budget for ``conn_id``, created if needed, its cap set to ``max_per_second``
+        (the connection's current ``max_requests_per_second``)."""
+        entries = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        budget = entries.get(conn_id)
+        if budget is None:
+            budget = entries[conn_id] = RequestBudget(max_per_second)
+        elif budget.max_per_second != max_per_second:
+            budget.set_rate(max_per_second)
+        return budget
+
+
+request_budgets = RequestBudgets()

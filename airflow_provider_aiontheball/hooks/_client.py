@@ -6,6 +6,8 @@ or ``aiohttp`` (the triggerer) lives here, once:
 * :class:`ClientSettings` — base URL (with the plain-http rule), token, timeouts, retry policy, headers;
 * :class:`ApiRequest` — what to send and how to read the answer (envelope, idempotency);
 * :func:`interpret_response` — HTTP status → result or typed exception, message building, truncation;
+  and, for the triggerer's shared request budget, whether the answer asks the whole connection to back
+  off (:func:`connection_backoff`: a 429, or a 503 with ``Retry-After``);
 * :func:`retry_options` — the tenacity policy: what is retried, backoff with jitter, ``Retry-After``;
 * :func:`outcome_unknown` — whether a failed POST may still have been carried out;
   :func:`already_done` — a retried ``DELETE`` whose first attempt did it;
@@ -110,6 +112,10 @@ class ClientSettings:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Connection extra ``max_requests_per_second``: the most requests per second all the triggers of one
+    #: triggerer send on this connection together (``hooks/_async_sessions.RequestBudget``). ``None``: no
+    #: cap. Tasks (the sync hook) do not apply it.
+    max_requests_per_second: float | None = None
 
     def headers(self, *, has_body: bool) -> dict[str, str]:
         """The request headers; the only place ``Authorization`` is written."""
@@ -260,6 +266,8 @@ def resolve_settings(
         policy = RetryPolicy(policy.retry_limit, _number(value, "retry_min_wait", conn_id), policy.max_wait)
     if (value := pick(retry_max_wait, "retry_max_wait")) is not None:
         policy = RetryPolicy(policy.retry_limit, policy.min_wait, _number(value, "retry_max_wait", conn_id))
+    # Validated here for both hooks, so a bad value fails a task as clearly as a trigger, before any request.
+    max_rate = _extra_value(extra, "max_requests_per_second")
     return ClientSettings(
         conn_id=conn_id,
         base_url=base_url,
@@ -267,6 +275,7 @@ def resolve_settings(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         retry=policy,
+        max_requests_per_second=None if max_rate is None else _number(max_rate, "max_requests_per_second", conn_id),
     )
 
 
@@ -374,6 +383,22 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     return min(max(seconds, RETRY_AFTER_FLOOR_SECONDS), RETRY_AFTER_CAP_SECONDS)
 
 
+def connection_backoff(status: int, retry_after: float | None) -> float | None:
+    """Seconds every request on the connection should wait after an answer with ``status``, or ``None``.
+
+    A 429 is about the client as a whole (its token or address), not one resource: every wait on the
+    connection backs off, for the server's ``Retry-After`` or, without one, the floor of 1 s (a rate
+    limiter that names no time still needs the burst broken). A 503 with ``Retry-After`` is the server
+    saying when it will take requests again; a bare 503 (or any other error) says nothing about the
+    other requests, and only the wait that saw it backs off.
+    """
+    if status == 429:
+        return RETRY_AFTER_FLOOR_SECONDS if retry_after is None else retry_after
+    if status == 503 and retry_after is not None:
+        return retry_after
+    return None
+
+
 def _server_message(payload: Any) -> tuple[str | None, dict[str, list[str]]]:
     if not isinstance(payload, Mapping):
         return None, {}
@@ -394,9 +419,18 @@ def _decode(body: bytes) -> str:
 
 
 def interpret_response(
-    settings: ClientSettings, request: ApiRequest, status: int, headers: Mapping[str, str], body: bytes
+    settings: ClientSettings,
+    request: ApiRequest,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    on_backoff: Callable[[float], object] | None = None,
 ) -> Any:
-    """Turn one HTTP response into the endpoint's result, or raise the matching typed exception."""
+    """Turn one HTTP response into the endpoint's result, or raise the matching typed exception.
+
+    :param on_backoff: called with the seconds of :func:`connection_backoff` when the answer asks the whole
+        connection to wait (the async hook's shared request budget; the sync hook passes none). Default: none.
+    """
     if not 200 <= status < 300:
         text = settings.redact(_decode(body))
         try:
@@ -414,7 +448,7 @@ def interpret_response(
             detail = f"unexpected redirect to {headers.get('Location', '(no Location header)')}"
         else:
             detail = "(empty response body)"
-        raise api_error_class(status)(
+        error = api_error_class(status)(
             status_code=status,
             method=request.method,
             path=request.path,
@@ -422,6 +456,9 @@ def interpret_response(
             errors={k: [truncate(settings.redact(m)) for m in v] for k, v in errors.items()},
             retry_after=parse_retry_after(headers.get("Retry-After")),
         )
+        if on_backoff is not None and (seconds := connection_backoff(status, error.retry_after)) is not None:
+            on_backoff(seconds)
+        raise error
     if request.envelope is Envelope.NONE or status == 204:
         return None
     text = _decode(body)

@@ -33,7 +33,12 @@ from airflow_provider_aiontheball.exceptions import (
 )
 from airflow_provider_aiontheball.get_provider_info import CONN_FIELDS, HOOK_NAME, get_ui_field_behaviour
 from airflow_provider_aiontheball.hooks import _endpoints as endpoints
-from airflow_provider_aiontheball.hooks._async_sessions import shared_sessions, shared_settings
+from airflow_provider_aiontheball.hooks._async_sessions import (
+    RequestBudget,
+    request_budgets,
+    shared_sessions,
+    shared_settings,
+)
 from airflow_provider_aiontheball.hooks._client import (
     ApiRequest,
     ClientSettings,
@@ -562,6 +567,12 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
     trigger of the triggerer process; use the hook as ``async with hook:`` to hold it for many
     requests. Headers, timeouts, error classes and the retry policy are the sync hook's.
 
+    Every request first waits for the connection's request budget in this event loop
+    (:class:`~airflow_provider_aiontheball.hooks._async_sessions.RequestBudget`): after a 429 (or a 503
+    with ``Retry-After``) seen by any hook of the loop on the same connection id, no request on it is
+    sent until the time the server asked for; the connection extra ``max_requests_per_second`` caps
+    their rate together (default: no cap).
+
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
     :param timeout: read timeout in seconds or ``(connect, read)``; as in :class:`AIOnTheBallHook`.
     :param retry_limit: retries of transient failures inside one call. Triggers pass 0 and apply their
@@ -650,10 +661,23 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
         retrying = tenacity.AsyncRetrying(**retry_options(settings, request, self.log))
         return await retrying(self._send_once, settings, request)
 
+    def _back_off(self, budget: RequestBudget, seconds: float) -> None:
+        if budget.pause(seconds):  # logged when the pause starts or grows, not for every refused request
+            self.log.warning(
+                "AI on the Ball API asked connection %r to back off: no request on it leaves this event loop "
+                "for %.1f s (every trigger using it waits; requests already sent are not cancelled).",
+                self.aiontheball_conn_id,
+                seconds,
+            )
+
     async def _send_once(self, settings: ClientSettings, request: ApiRequest) -> Any:
         import aiohttp
 
         assert self._session is not None
+        # The one request path of the async hook: every request waits for the connection's shared budget
+        # here, and every answer that asks the connection to back off feeds it (interpret_response).
+        budget = request_budgets.get(settings.conn_id, settings.max_requests_per_second)
+        await budget.acquire()
         if self._client_timeout is None:
             # ``connect`` bounds the wait for a free pooled connection as well as the handshake: without
             # it a burst that fills the pool queues forever.
@@ -675,7 +699,14 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
                 allow_redirects=False,
             ) as response:
                 content = await response.read()
-                return interpret_response(settings, request, response.status, response.headers, content)
+                return interpret_response(
+                    settings,
+                    request,
+                    response.status,
+                    response.headers,
+                    content,
+                    on_backoff=lambda seconds: self._back_off(budget, seconds),
+                )
         except aiohttp.ConnectionTimeoutError:
             raise connect_timeout_error(settings, request) from None
         except (aiohttp.ServerTimeoutError, TimeoutError):

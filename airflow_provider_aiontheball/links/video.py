@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperatorLink
+from airflow_provider_aiontheball._airflow import BaseOperatorLink
 
+# From where airflow.providers.common.compat.sdk finds it (newest first), without importing that layer:
+# it would add ~1 ms to every DAG-file parse (benchmarks/README.md, "DAG-parse cost").
 from airflow_provider_aiontheball.defaults import XCOM_MP4_SOURCE
 
 if TYPE_CHECKING:
@@ -35,6 +37,26 @@ def push_link_xcom(context: Any, video: dict[str, Any]) -> None:
         context["ti"].xcom_push(key=XCOM_MP4_SOURCE, value=video["mp4_source"])
 
 
+def link_xcoms(video: dict[str, Any]) -> dict[str, str]:
+    """The XComs a task that ends in the triggerer pushes for the link (:mod:`~airflow_provider_aiontheball.task_end`):
+    ``mp4_source`` as :func:`push_link_xcom` pushes it, and on Airflow 3 the link's URL under the link's
+    ``xcom_key`` — what Airflow 3's task runner stores when a task ends on a worker, and the only thing its
+    UI reads (it never calls ``get_link``)."""
+    source = video.get("mp4_source")
+    if not source:
+        return {}
+    xcoms = {XCOM_MP4_SOURCE: str(source)}
+    xcom_key = getattr(AIOnTheBallVideoLink(), "xcom_key", None)  # Airflow 3's BaseOperatorLink only
+    if isinstance(xcom_key, str):
+        xcoms[xcom_key] = link_url(source)
+    return xcoms
+
+
+def link_url(value: Any) -> str:
+    """The link for a stored ``mp4_source``: only an http(s) URL, else no link."""
+    return value if isinstance(value, str) and value.startswith(("https://", "http://")) else ""
+
+
 class AIOnTheBallVideoLink(BaseOperatorLink):
     """Link to the video's MP4 (``mp4_source`` of ``GET /videos/{id}``), read from the task's XCom."""
 
@@ -43,5 +65,4 @@ class AIOnTheBallVideoLink(BaseOperatorLink):
     def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
         from airflow.providers.common.compat.sdk import XCom
 
-        value = XCom.get_value(ti_key=ti_key, key=XCOM_MP4_SOURCE)
-        return value if isinstance(value, str) and value.startswith(("https://", "http://")) else ""
+        return link_url(XCom.get_value(ti_key=ti_key, key=XCOM_MP4_SOURCE))

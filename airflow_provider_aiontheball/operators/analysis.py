@@ -21,8 +21,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import conf
+from airflow_provider_aiontheball._airflow import conf
 
+# From where airflow.providers.common.compat.sdk finds it (newest first), without importing that layer:
+# it would add ~1 ms to every DAG-file parse (benchmarks/README.md, "DAG-parse cost").
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
     DEFAULT_ANALYSIS_POLL_INTERVAL,
@@ -94,6 +96,9 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
     :param timeout: seconds to wait before failing (retries apply). Default 12 h.
     :param max_consecutive_errors: transient failures in a row a wait tolerates. Default 10.
     :param error_budget_seconds: seconds of uninterrupted transient failures a wait tolerates. Default 900.
+    :param finish_in_triggerer: when it defers, let the trigger end the task on success (with the same
+        XComs), so the wait costs one worker start instead of two; failures and timeouts still resume on a
+        worker (see :mod:`airflow_provider_aiontheball.task_end`). Not used with ``outlets``. Default True.
     :param durable: keep the started analysis's id in the task state store (Airflow 3.3+) so that a
         retry reattaches to it; ignored where Airflow has no task state store. Default True.
     :param commit_grace_period: seconds after a POST of unknown outcome during which the operator keeps
@@ -117,6 +122,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         timeout: float = DEFAULT_ANALYSIS_WAIT_TIMEOUT,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
+        finish_in_triggerer: bool = True,
         durable: bool = True,
         commit_grace_period: float = DEFAULT_COMMIT_GRACE_PERIOD,
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
@@ -134,6 +140,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         self.timeout = timeout
         self.max_consecutive_errors = max_consecutive_errors
         self.error_budget_seconds = error_budget_seconds
+        self.finish_in_triggerer = finish_in_triggerer
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_aiontheball.exceptions import bad_input_fails_task
@@ -153,7 +160,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
 
             limit = DeferralLimit.of(self, context, self.timeout)  # execution_timeout too
             self.defer(
-                trigger=self._trigger(analysis_id, video_id, limit),
+                trigger=self._trigger(analysis_id, video_id, limit, context),
                 method_name="execute_complete",
                 timeout=limit.timeout,
             )
@@ -262,7 +269,10 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
             self.poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
         )
 
-    def _trigger(self, analysis_id: int, video_id: int, limit: DeferralLimit) -> AIOnTheBallAnalysisTrigger:
+    def _trigger(
+        self, analysis_id: int, video_id: int, limit: DeferralLimit, context: Context
+    ) -> AIOnTheBallAnalysisTrigger:
+        from airflow_provider_aiontheball.task_end import finish_spec
         from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
 
         return AIOnTheBallAnalysisTrigger(
@@ -270,6 +280,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
             aiontheball_conn_id=self.aiontheball_conn_id,
             end_time=limit.end_time,
             execution_deadline=limit.execution_deadline,
+            finish_in_triggerer=finish_spec(self, context),
             video_id=video_id,
             **self._settings.trigger_kwargs(),
         )

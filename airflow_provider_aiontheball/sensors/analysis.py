@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, PokeReturnValue, conf
-
+from airflow_provider_aiontheball._airflow import AirflowSensorTimeout, PokeReturnValue, conf
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
     DEFAULT_ANALYSIS_POLL_INTERVAL,
@@ -55,6 +54,10 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
     :param max_poll_interval: deprecated name of ``poll_interval``.
     :param poke_interval: seconds between pokes in poke/reschedule mode. Default 60.
     :param timeout: seconds before the sensor times out. Default 7 days.
+    :param finish_in_triggerer: in deferrable mode, let the trigger end the task when the analysis is
+        done (with the same ``return_value``) or a ``soft_fail`` wait times out, so the wait costs one
+        worker start instead of two; failures still resume on a worker (see
+        :mod:`airflow_provider_aiontheball.task_end`). Not used with ``outlets``. Default True.
     """
 
     template_fields: Sequence[str] = ("analysis_id", "video_id")
@@ -73,9 +76,11 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
         max_poll_interval: float | None = None,
+        finish_in_triggerer: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.finish_in_triggerer = finish_in_triggerer
         if max_poll_interval is not None:
             warnings.warn(
                 "AIOnTheBallAnalysisSensor(max_poll_interval=...) is deprecated: use poll_interval, the name "
@@ -142,6 +147,7 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
         result = self.poke(context)
         if isinstance(result, PokeReturnValue) and result.is_done:
             return result.xcom_value
+        from airflow_provider_aiontheball.task_end import finish_spec
         from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
         from airflow_provider_aiontheball.waiting import DeferralLimit
 
@@ -153,6 +159,7 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
                 end_time=limit.end_time,
                 execution_deadline=limit.execution_deadline,
                 video_id=video_id,
+                finish_in_triggerer=finish_spec(self, context, sensor=True),
                 **self._settings.trigger_kwargs(),
             ),
             method_name="execute_complete",

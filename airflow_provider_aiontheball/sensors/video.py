@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, PokeReturnValue, conf
-
+from airflow_provider_aiontheball._airflow import AirflowSensorTimeout, PokeReturnValue, conf
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_CONN_ID,
     DEFAULT_ERROR_BUDGET_SECONDS,
@@ -56,6 +55,10 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
         Default 5.
     :param max_consecutive_errors: transient failures in a row tolerated. Default 10.
     :param error_budget_seconds: seconds of uninterrupted transient failures tolerated. Default 900.
+    :param finish_in_triggerer: in deferrable mode, let the trigger end the task when the video is
+        available (with the same XComs) or a ``soft_fail`` wait times out, so the wait costs one worker
+        start instead of two; failures still resume on a worker (see
+        :mod:`airflow_provider_aiontheball.task_end`). Not used with ``outlets``. Default True.
     :param poke_interval: seconds between pokes in poke/reschedule mode. Default 60.
     :param timeout: seconds before the sensor times out (then ``soft_fail`` decides). Default 7 days.
     """
@@ -75,10 +78,12 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
         min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
+        finish_in_triggerer: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.video_id = video_id
+        self.finish_in_triggerer = finish_in_triggerer
         self.aiontheball_conn_id = aiontheball_conn_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -130,6 +135,7 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
         result = self.poke(context)
         if isinstance(result, PokeReturnValue) and result.is_done:
             return result.xcom_value
+        from airflow_provider_aiontheball.task_end import finish_spec
         from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
         from airflow_provider_aiontheball.waiting import DeferralLimit
 
@@ -140,6 +146,7 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
                 aiontheball_conn_id=self.aiontheball_conn_id,
                 end_time=limit.end_time,
                 execution_deadline=limit.execution_deadline,
+                finish_in_triggerer=finish_spec(self, context, sensor=True),
                 **self._settings.trigger_kwargs(),
             ),
             method_name="execute_complete",

@@ -19,6 +19,7 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
 )
+from airflow_provider_aiontheball.task_end import trigger_event
 from airflow_provider_aiontheball.waiting import ANALYSIS_WAIT, Wait, WaitSettings, wait_in_triggerer
 
 
@@ -49,6 +50,10 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
     :param execution_deadline: when the deferring task's ``execution_timeout`` runs out, epoch seconds;
         echoed in the event (``"execution_deadline"``) so the resumed task can tell it from the wait's own
         timeout. Default: none (kwarg and event key then absent: rows stored before it rebuild unchanged).
+    :param finish_in_triggerer: end the task here on success (``TaskSuccessEvent`` with ``return_value``
+        when ``push_return_value``) and skip it on a timeout when ``skip_on_timeout`` (see
+        :mod:`airflow_provider_aiontheball.task_end`). Default: none, every outcome resumes the task on a
+        worker (rows stored before this kwarg rebuild unchanged).
     """
 
     def __init__(
@@ -63,6 +68,7 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         started_at: float | None = None,
         video_id: int | None = None,
         execution_deadline: float | None = None,
+        finish_in_triggerer: dict[str, bool] | None = None,
     ) -> None:
         super().__init__()
         self.analysis_id = int(analysis_id)
@@ -72,6 +78,7 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         self.started_at = time.time() if started_at is None else float(started_at)
         self.video_id = None if video_id is None else int(video_id)
         self.execution_deadline = None if execution_deadline is None else float(execution_deadline)
+        self.finish_in_triggerer = dict(finish_in_triggerer) if finish_in_triggerer else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Only ids, the connection id, polling settings and the deadline; never a secret."""
@@ -85,6 +92,7 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
                 "started_at": self.started_at,
                 "video_id": self.video_id,
                 **({} if self.execution_deadline is None else {"execution_deadline": self.execution_deadline}),
+                **({} if self.finish_in_triggerer is None else {"finish_in_triggerer": self.finish_in_triggerer}),
             },
         )
 
@@ -107,14 +115,11 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         decision = await wait_in_triggerer(
             wait, lambda hook: hook.get_analysis(self.analysis_id, video_id=self.video_id)
         )
-        payload: dict[str, Any] = {
-            "status": str(decision.status),
-            "analysis_id": self.analysis_id,
-            "analysis_status": decision.last_status,
-            "message": decision.message,
-        }
-        if decision.resource is not None:
-            payload["analysis"] = decision.resource
-        if self.execution_deadline is not None:
-            payload["execution_deadline"] = self.execution_deadline
-        yield TriggerEvent(payload)
+        yield await trigger_event(
+            self,
+            ANALYSIS_WAIT,
+            self.analysis_id,
+            decision,
+            execution_deadline=self.execution_deadline,
+            finish=self.finish_in_triggerer,
+        )

@@ -19,17 +19,21 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_MIN_POLL_INTERVAL,
     DEFAULT_POLL_INTERVAL,
 )
+from airflow_provider_aiontheball.links.video import link_xcoms
+from airflow_provider_aiontheball.task_end import trigger_event
 from airflow_provider_aiontheball.waiting import VIDEO_WAIT, Wait, WaitSettings, wait_in_triggerer
 
 
 class AIOnTheBallVideoTrigger(BaseTrigger):
     """Poll ``GET /videos/{id}`` until the video is ``available``, fails, or the deadline passes.
 
-    Polls at once, then every ``min_poll_interval`` seconds after a status change, growing by half each
-    time up to ``poll_interval`` while nothing changes. Transient failures (connection errors,
-    timeouts, 429, 5xx, garbled bodies) are tolerated within the error budget; ``Retry-After`` sets the
-    next interval. Serializes ids, the connection id, settings and a wall-clock deadline — never a token
-    — so a triggerer restart rebuilds the same wait with the same deadline. Yields one event::
+    Polls first at a random moment within ``min_poll_interval`` (waits deferred together spread out; the
+    sensor poked just before deferring), then every ``min_poll_interval`` seconds after a status change,
+    growing by half each time up to ``poll_interval`` while nothing changes (each interval ±10 %).
+    Transient failures (connection errors, timeouts, 429, 5xx, garbled bodies) are tolerated within the
+    error budget; ``Retry-After`` sets the next interval. Serializes ids, the connection id, settings
+    and a wall-clock deadline — never a token — so a triggerer restart rebuilds the same wait with the
+    same deadline. Yields one event::
 
         {"status": "success" | "failed" | "timeout" | "error", "video_id": 790,
          "video_status": "available", "message": "...", "video": {...}}   # "video" on success only
@@ -44,6 +48,11 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
     :param execution_deadline: when the deferring task's ``execution_timeout`` runs out, epoch seconds;
         echoed in the event (``"execution_deadline"``) so the resumed task can tell it from the wait's own
         timeout. Default: none (kwarg and event key then absent: rows stored before it rebuild unchanged).
+    :param finish_in_triggerer: end the task here on success (``TaskSuccessEvent`` with its XComs:
+        ``return_value`` when ``push_return_value``, ``mp4_source`` and the extra link's URL) and skip it on
+        a timeout when ``skip_on_timeout`` (see :mod:`airflow_provider_aiontheball.task_end`); built by
+        :func:`~airflow_provider_aiontheball.task_end.finish_spec`. Default: none, every outcome resumes
+        the task on a worker (rows stored before this kwarg rebuild unchanged).
     :param started_at: wall-clock start of the whole wait, epoch seconds (messages after a triggerer
         restart still say how long the whole wait took). Default: now.
     """
@@ -59,6 +68,7 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
         error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
         started_at: float | None = None,
         execution_deadline: float | None = None,
+        finish_in_triggerer: dict[str, bool] | None = None,
     ) -> None:
         super().__init__()
         self.video_id = int(video_id)
@@ -67,6 +77,7 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
         self.end_time = None if end_time is None else float(end_time)
         self.started_at = time.time() if started_at is None else float(started_at)
         self.execution_deadline = None if execution_deadline is None else float(execution_deadline)
+        self.finish_in_triggerer = dict(finish_in_triggerer) if finish_in_triggerer else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Only ids, the connection id, polling settings and the deadline; never a secret."""
@@ -79,6 +90,7 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
                 "end_time": self.end_time,
                 "started_at": self.started_at,
                 **({} if self.execution_deadline is None else {"execution_deadline": self.execution_deadline}),
+                **({} if self.finish_in_triggerer is None else {"finish_in_triggerer": self.finish_in_triggerer}),
             },
         )
 
@@ -99,14 +111,12 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
             end_time=self.end_time,
         )
         decision = await wait_in_triggerer(wait, lambda hook: hook.get_video(self.video_id))
-        payload: dict[str, Any] = {
-            "status": str(decision.status),
-            "video_id": self.video_id,
-            "video_status": decision.last_status,
-            "message": decision.message,
-        }
-        if decision.resource is not None:
-            payload["video"] = decision.resource
-        if self.execution_deadline is not None:
-            payload["execution_deadline"] = self.execution_deadline
-        yield TriggerEvent(payload)
+        yield await trigger_event(
+            self,
+            VIDEO_WAIT,
+            self.video_id,
+            decision,
+            execution_deadline=self.execution_deadline,
+            finish=self.finish_in_triggerer,
+            xcoms_of=link_xcoms,
+        )
