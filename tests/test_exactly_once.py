@@ -324,16 +324,30 @@ def test_an_analysis_post_of_unknown_outcome_is_found_not_resent(airflow_db, aio
     assert xcom_value(dag_run, "create_analysis", "analysis_id") == 1247
 
 
-@pytest.mark.simulator(analysis_seconds=0.6, analysis_init_seconds=0.01, video_step_seconds=0.01)
+# The analysis runs an hour of simulator time, so try 1 can only time out, however slow the machine; a
+# retry moves the simulator clock past the analysis's end before it executes (pre_execute runs in the
+# task, on every Airflow), so the retry finds it done on its first poll. No wall-clock race either way.
+AFTER_AN_HOUR_ON_RETRY = """
+def after_an_hour_on_retry(context):
+    if context["ti"].try_number > 1:
+        import json, urllib.request
+        request = urllib.request.Request("{control}/advance", data=json.dumps({{"seconds": 7200}}).encode(),
+                                         headers={{"Content-Type": "application/json"}}, method="POST")
+        urllib.request.urlopen(request, timeout=10).close()
+"""
+
+
+@pytest.mark.simulator(analysis_seconds=3600, analysis_init_seconds=0.01, video_step_seconds=0.01)
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("durable", PATHS)
 def test_a_crashed_analysis_wait_continues_on_the_same_analysis(airflow_db, aiontheball_conn, durable, route):
     # Try 1 starts the analysis and times out waiting for it; the retry must wait for that analysis,
     # not start a second multi-hour one — also when the server has no GET /analyses/{id}.
     aiontheball_conn.simulator.config.analysis_get_route = route
-    dag_run = run(
-        f"analysis_crash_{durable}_{route}", VIDEO_THEN_ANALYSIS.format(wait=True, timeout=0.3, durable=durable)
-    )
+    body = AFTER_AN_HOUR_ON_RETRY.format(control=aiontheball_conn.control_url) + VIDEO_THEN_ANALYSIS.format(
+        wait=True, timeout=0.3, durable=durable
+    ).replace("**WAIT, **RETRY)", "**WAIT, **RETRY, pre_execute=after_an_hour_on_retry)")
+    dag_run = run(f"analysis_crash_{durable}_{route}", body)
     assert set(states(dag_run).values()) == {"success"}, states(dag_run)
     assert try_number(dag_run, "create_analysis") >= 2
     assert len(analysis_posts(aiontheball_conn)) == 1
