@@ -2,6 +2,7 @@
 #   make test                          lint + type check + tests on Airflow $(AIRFLOW_VERSION)
 #   make test AIRFLOW_VERSION=2.11.2   the same on Airflow 2
 #   make demo                          an end-to-end run against the bundled simulator (no token needed)
+#   make demo-events                   the event-driven example pair (AssetWatcher, Airflow 3) against the simulator
 #   make bench                         the benchmarks (see benchmarks/README.md)
 #   make e2e-browser                   the demo, then its UI checked in headless Chromium (screenshots)
 #   make e2e-distributed               Airflow 3.3.2 with Celery, PostgreSQL, Redis, two workers and two
@@ -15,7 +16,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test lint typecheck unit demo bench clean venv e2e-distributed distributed-venv e2e-browser
+.PHONY: test lint typecheck unit demo demo-events bench clean venv e2e-distributed distributed-venv e2e-browser
 
 # Airflow's own constraints files cannot be downloaded here: the pins that matter for a version, with
 # where they came from, are in constraints/airflow-X.Y.Z.txt (none needed for 3.3.2 and 2.11.2).
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) \
-		"apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
+		"apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,openlineage]"
 	@touch $@
 
 venv: $(STAMP)
@@ -48,6 +49,14 @@ DEMO_ARGS ?=
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
+
+# The event-driven example pair: the start DAG creates videos and analyses and ends; the results DAG runs
+# when the watcher's asset reports an analysis done. Needs Airflow 3 (exits with a message on Airflow 2).
+# Its own arguments, e.g. DEMO_EVENTS_ARGS='--poll-interval 10' (all of them: DEMO_EVENTS_ARGS=--help).
+DEMO_EVENTS_ARGS ?=
+
+demo-events: $(STAMP)
+	$(BIN)/python scripts/demo_events.py $(DEMO_EVENTS_ARGS)
 
 # The demo with the web UI, then the connection form and the extra link checked in headless Chromium
 # (Debian's chromium, driven by the playwright package: no browser download). Where Chromium cannot be

@@ -63,6 +63,16 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The ``aiontheball://`` asset URI scheme and its normaliser (``assets.py``; the scheme is ``assets.SCHEME``,
+#: written out here so that reading the provider info does not import that module).
+URI_HANDLER: dict[str, Any] = {
+    "schemes": ["aiontheball"],
+    "handler": "airflow_provider_aiontheball.assets.sanitize_uri",
+    # How the OpenLineage provider names our assets in inlets/outlets (the names our operators emit too).
+    "to_openlineage_converter": "airflow_provider_aiontheball.openlineage.asset_to_openlineage",
+}
+
+
 def get_ui_field_behaviour() -> dict[str, Any]:
     """Return the connection form behaviour in the shape ``BaseHook.get_ui_field_behaviour`` uses."""
     return {
@@ -118,10 +128,15 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_aiontheball.triggers.video",
                     "airflow_provider_aiontheball.triggers.analysis",
+                    "airflow_provider_aiontheball.triggers.analysis_done",
                 ],
             }
         ],
         "extra-links": ["airflow_provider_aiontheball.links.video.AIOnTheBallVideoLink"],
+        # Airflow 3 reads "asset-uris", Airflow 2 "dataset-uris" (deprecated in 3.0's schema, still accepted).
+        # The handler gets a urllib SplitResult and returns the normalised one, or raises ValueError.
+        "asset-uris": [dict(URI_HANDLER)],
+        "dataset-uris": [dict(URI_HANDLER)],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

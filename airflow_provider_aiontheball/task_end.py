@@ -21,8 +21,9 @@ failure callback with the exception. Failures are rare; the second worker start 
 semantics.
 
 Not used (the task resumes on the worker) when the task has ``outlets`` — asset events are emitted by
-the worker's task runner only — when it sets ``multiple_outputs``, or when the user passes
-``finish_in_triggerer=False``.
+the worker's task runner only — when it sets ``multiple_outputs``, when OpenLineage is enabled (its
+listener, which emits the task's COMPLETE event with the lineage, runs only in the worker's task runner;
+a task the triggerer ends emits none), or when the user passes ``finish_in_triggerer=False``.
 
 ``dag.test()`` (every version) does not honour task-end events: it resumes the task with the event's
 payload. Our end events keep the usual payload, so that resume takes the ordinary path.
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_aiontheball.waiting import Decision, WaitPolicy
 
-__all__ = ["finish_spec", "trigger_event"]
+__all__ = ["bad_input_event", "finish_spec", "trigger_event"]
 
 
 def finish_spec(task: Any, context: Any, *, sensor: bool = False) -> dict[str, bool] | None:
@@ -57,9 +58,19 @@ def finish_spec(task: Any, context: Any, *, sensor: bool = False) -> dict[str, b
         return None
     if getattr(task, "outlets", None) or getattr(task, "multiple_outputs", False):
         return None
+    if _openlineage_enabled():
+        return None
     if _maps_downstream(task, context):
         return None
     return {"push_return_value": bool(getattr(task, "do_xcom_push", True)), "skip_on_timeout": bool(soft_fail)}
+
+
+def _openlineage_enabled() -> bool:
+    """Whether the OpenLineage provider is installed and emitting, checked on the worker when the task
+    defers (never at parse time): its config reads are cached, so this is cheap."""
+    from airflow_provider_aiontheball.openlineage import enabled
+
+    return enabled()
 
 
 def _maps_downstream(task: Any, context: Any) -> bool:
@@ -140,6 +151,19 @@ async def trigger_event(
     # state name the end event carries; the triggerer ignores it. Airflow 3 does not serialize it across.
     event.payload = payload
     return event
+
+
+def bad_input_event(policy: WaitPolicy, message: str) -> TriggerEvent:
+    """The event of a wait that cannot start: an id the triggerer rendered (``start_from_trigger``) is not
+    an id. It resumes the task on a worker, where ``execute_complete`` fails it without retries with
+    ``message`` (which names the field); nothing was requested."""
+    from airflow.triggers.base import TriggerEvent
+
+    from airflow_provider_aiontheball.waiting import EventStatus
+
+    return TriggerEvent(
+        {"status": str(EventStatus.FAILED), policy.id_key: None, policy.status_key: None, "message": message}
+    )
 
 
 _AIRFLOW_3 = not airflow.__version__.startswith("2.")

@@ -90,6 +90,21 @@ def validate_id(value: Any, field: str = "video_id") -> int:
     return validate_integer(value, field, minimum=1, maximum=MAX_ID)
 
 
+def optional_id(value: Any, field: str) -> int | None:
+    """:func:`validate_id`, where nothing (``None``, ``""`` or a template that rendered ``None``) means none."""
+    if value in (None, "", "None"):
+        return None
+    return validate_id(value, field)
+
+
+def id_or_template(value: Any) -> int | str:
+    """A trigger's id kwarg as stored: an ``int``, or a string Airflow renders in the triggerer before the
+    trigger runs (``start_from_trigger``), which the trigger validates then. A digit string is an id."""
+    if isinstance(value, str):
+        return int(value.strip()) if value.strip().isdigit() else value
+    return int(value)
+
+
 def validate_video_file_url(value: Any, field: str = "video_file_url") -> str:
     """Return ``value`` if it is an absolute http(s) URL with a host (the API downloads from it)."""
     if not isinstance(value, str) or not value.strip():

@@ -896,9 +896,12 @@ def parse_scenario(text: str) -> Scenario:
 
 #: The full run: ~23 s per scenario, side and round. The targets apply to N = 1,000 spread: two
 #: interleaved rounds there, with the floor for context (``hook`` runs on demand).
+# N = 1,000 is what the targets apply to; the 100-trigger scenario (same figures, smaller N) and a second
+# round of the spread scenario were dropped to keep `make bench` within ~10 minutes once the deployment
+# benchmark ran three variants (`--scenario 100` and `--scenario 1000:spread:ours+baseline+floor:2` still
+# run them).
 DEFAULT_SCENARIOS = (
-    Scenario(100),
-    Scenario(1000, "spread", (*SIDES, "floor"), rounds=2),
+    Scenario(1000, "spread", (*SIDES, "floor")),
     Scenario(1000, "burst"),
 )
 
@@ -939,7 +942,7 @@ def main(argv: list[str] | None = None) -> int:
         "--scenario",
         type=parse_scenario,
         action="append",
-        help="N[:spread|burst[:side+side[:rounds]]], repeatable (default: 100, 1000:spread:ours+baseline+floor:2, "
+        help="N[:spread|burst[:side+side[:rounds]]], repeatable (default: 1000:spread:ours+baseline+floor, "
         "1000:burst; smoke: 10). spread: trigger starts spread over one poll interval; burst: all started at "
         "once, as after a triggerer restart. Sides: ours, baseline, and the diagnostic hook and floor; "
         "rounds: interleaved repetitions, figures averaged",

@@ -178,6 +178,20 @@ def deployment_starts(results: dict[str, Any]) -> tuple[str, bool | None]:
     return f"{text} per wait (N={deployment['config']['waits']})", ours["worker_starts_per_wait"] <= 1.0
 
 
+def deployment_start_from_trigger(results: dict[str, Any]) -> tuple[str, bool | None]:
+    """The unmapped waits started in the triggerer (``start_from_trigger``, 3.3+): no worker start at all."""
+    missing, deployment = _deployment(results)
+    if missing:
+        return missing, None
+    summary = deployment["summary"]
+    starts = summary.get("start_worker_starts_per_wait")
+    if starts is None:
+        return "not run (needs Airflow 3.3+)", None
+    ratio = summary.get("cpu_ratio_anchor_over_start")
+    cpu = "" if ratio is None else f"; CPU per wait {ratio:.2f}x less than the anchor"
+    return f"{starts:.2f} per wait (N={deployment['config']['waits']}){cpu}", starts == 0
+
+
 CHECKS = (
     Check("Trigger CPU per poll, N = 1,000", "<= 150 µs", cpu_per_poll),
     Check("Trigger CPU per poll vs HttpAsyncHook, same run", ">= 2x lower", cpu_ratio),
@@ -194,6 +208,7 @@ CHECKS = (
     ),
     Check("Deployment CPU per wait vs HttpSensor, real Airflow 3", ">= 3x less", deployment_cpu),
     Check("Worker starts per deferred wait, real Airflow 3", "1 (HttpSensor: 2)", deployment_starts),
+    Check("Worker starts per wait with start_from_trigger, Airflow 3.3", "0", deployment_start_from_trigger),
 )
 
 

@@ -179,8 +179,14 @@ class Deadline:
 # --------------------------------------------------------------------------------------------------
 
 
-def _example_dag_files() -> tuple[Path, ...]:
-    return tuple(sorted(EXAMPLE_DAGS_DIR.glob("*.py")))
+#: Example DAG files a run copies only when it asks for them: the event-driven pair's asset watcher would
+#: poll ``GET /videos`` in every other run's triggerer (``scripts/demo_events.py`` runs it on its own).
+OPT_IN_EXAMPLES = frozenset({"example_aiontheball_event_driven.py"})
+
+
+def example_dag_files() -> tuple[Path, ...]:
+    """The example DAG files every run copies (all but :data:`OPT_IN_EXAMPLES`)."""
+    return tuple(sorted(p for p in EXAMPLE_DAGS_DIR.glob("*.py") if p.name not in OPT_IN_EXAMPLES))
 
 
 @dataclass(frozen=True)
@@ -214,13 +220,14 @@ class HarnessConfig:
         simulator nothing fails transiently, and the example's retry delay (2 min) would exhaust the
         time budget before the run ends.
     :param dag_env: extra environment for the Airflow processes (read by the DAG files when parsed).
+    :param simulator_args: more flags for the simulator CLI (``--webhook-url URL``, ...). Default none.
     :param ui: also serve the web UI on loopback (``ui_url``): Airflow 3's api-server with all its apps
         (no login: the simple auth manager makes everyone admin), Airflow 2's webserver (user ``admin``
         with a generated password, ``ui_password``). Off by default: running a DAG needs no UI.
     """
 
     dag_id: str = MATCH_INGESTION_DAG_ID
-    dag_files: tuple[Path, ...] = field(default_factory=_example_dag_files)
+    dag_files: tuple[Path, ...] = field(default_factory=example_dag_files)
     other_dag_ids: tuple[str, ...] = ()
     token: str = "demo-token"
     video_step_seconds: float | None = None
@@ -237,6 +244,7 @@ class HarnessConfig:
         # the simulated ones take seconds.
         default_factory=lambda: {"AIONTHEBALL_EXAMPLE_ANALYSIS_MIN_POLL_SECONDS": "3"}
     )
+    simulator_args: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -719,6 +727,7 @@ class AirflowHarness:
                 str(self.video_step_seconds),
                 "--analysis-seconds",
                 str(self.config.analysis_seconds),
+                *self.config.simulator_args,
             ],
             self._base_env(),
         )
@@ -1191,6 +1200,11 @@ class AirflowHarness:
 
     def _control(self, path: str) -> Any:
         return self._http_json(f"{self.control_url}/{path}")
+
+    def request_log(self) -> list[dict[str, Any]]:
+        """The simulator's request log so far (``GET /_control/requests``; control requests are not in it)."""
+        records: list[dict[str, Any]] = self._control("requests")["requests"]
+        return records
 
     def _all_videos(self) -> list[dict[str, Any]]:
         videos: list[dict[str, Any]] = []

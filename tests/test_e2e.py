@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_aiontheball.task_start import supports_start_from_trigger
 from tests.airflow_harness import (
     EXAMPLE_DAGS_DIR,
     FIRED_MARK,
@@ -34,6 +35,7 @@ from tests.airflow_harness import (
     HarnessConfig,
     HarnessError,
     RunReport,
+    example_dag_files,
     format_summary,
     group_members,
     marked_processes,
@@ -65,27 +67,43 @@ def default_matches() -> list[dict[str, Any]]:
     raise AssertionError("DEFAULT_MATCHES not found in the example DAG")
 
 
+#: A wait started in the triggerer (Airflow 3.3+ only; ``task_start``), run in the same deployment.
+START_FROM_TRIGGER_DAG = Path(__file__).parent / "dags" / "aib_start_from_trigger.py"
+START_FROM_TRIGGER_DAG_ID = "aib_start_from_trigger"
+STARTS_IN_TRIGGERER = supports_start_from_trigger()
+
+
 @dataclass
 class E2ERun:
     harness: AirflowHarness
     report: RunReport
     progress: list[str]
+    started_in_triggerer: RunReport | None = None
 
 
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> E2ERun:
     progress: list[str] = []
+    extra = {"dag_files": (*example_dag_files(), START_FROM_TRIGGER_DAG), "other_dag_ids": (START_FROM_TRIGGER_DAG_ID,)}
     harness = AirflowHarness(
-        HarnessConfig(dag_id=MATCH_INGESTION_DAG_ID, token=TOKEN, workdir=tmp_path_factory.mktemp("e2e-airflow")),
+        HarnessConfig(
+            dag_id=MATCH_INGESTION_DAG_ID,
+            token=TOKEN,
+            workdir=tmp_path_factory.mktemp("e2e-airflow"),
+            **(extra if STARTS_IN_TRIGGERER else {}),  # type: ignore[arg-type]
+        ),
         progress=progress.append,
     )
+    started = None
     try:
         with harness:  # leaving it stops every process; the tests below check that too
             # Results into the run's directory, not the example's default (/tmp/aiontheball/results).
             report = harness.run_dag("aib_e2e__match_ingestion", {"output_path": str(harness.workdir / "results")})
+            if STARTS_IN_TRIGGERER:
+                started = harness.run_dag("aib_e2e__start_from_trigger", dag_id=START_FROM_TRIGGER_DAG_ID)
     except HarnessError as exc:
         pytest.fail(f"{exc}\n{harness.failure_details()}\nprogress:\n" + "\n".join(progress))
-    return E2ERun(harness, report, progress)
+    return E2ERun(harness, report, progress, started)
 
 
 def test_the_dag_run_succeeded(e2e: E2ERun) -> None:
@@ -160,6 +178,26 @@ def test_a_wait_ended_in_the_triggerer_left_the_xcoms_a_worker_would_have(e2e: E
         if e2e.harness.major >= 3:  # Airflow 3's UI reads a finished task's links from XCom only
             assert xcoms["_link_AIOnTheBallVideoLink"] == video["mp4_source"], task.label
     assert {t.state for t in report.tasks_named("summarize_video")} == {"success"}, "they pulled the videos"
+
+
+@pytest.mark.skipif(not STARTS_IN_TRIGGERER, reason="start_from_trigger with templated ids needs Airflow 3.3+")
+def test_a_wait_started_in_the_triggerer_needs_no_worker_at_all(e2e: E2ERun) -> None:
+    """``start_from_trigger=True``: the scheduler defers the sensor itself, the triggerer renders its
+    templated video id, polls and ends it with its XComs (pulled by ``use_video``): 0 worker starts."""
+    report = e2e.started_in_triggerer
+    assert report is not None
+    assert report.state == "success", "\n" + format_summary(report)
+    (wait,) = report.tasks_named("wait_for_video")
+    assert wait.state == "success"
+    assert wait.try_number == 1
+    assert wait.worker_starts == 0, f"a worker started the wait: {wait.worker_logs}"
+    assert not wait.worker_logs, wait.worker_logs
+    assert report.trigger_assignments.get(wait.label), "its trigger row was never seen assigned to a triggerer"
+    assert any(ENDED_IN_TRIGGERER in line.message for line in wait.trigger_lines), wait.trigger_logs
+    assert status_observations(wait.trigger_lines), "the trigger logged no status"
+    (use,) = report.tasks_named("use_video")
+    assert use.state == "success", "it pulled the video dict and its mp4_source"
+    assert [t.worker_starts for t in report.tasks_named("create_video")] == [1]
 
 
 def test_the_simulator_received_the_expected_requests(e2e: E2ERun) -> None:

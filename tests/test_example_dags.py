@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import json
 import logging
+import os
+import shutil
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import requests
@@ -11,6 +17,7 @@ import requests
 from tests.helpers import EXAMPLE_DAGS, api_requests, load_dag_file, states
 
 EXAMPLE_FILES = sorted(EXAMPLE_DAGS.glob("example_*.py"))
+AIRFLOW_3 = int(importlib.metadata.version("apache-airflow").split(".")[0]) >= 3
 
 
 def test_there_are_examples():
@@ -26,6 +33,9 @@ def test_examples_import_without_errors():
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS))  # examples are off: AIRFLOW__CORE__LOAD_EXAMPLES=False
     assert bag.import_errors == {}
     assert {"example_aiontheball_match_ingestion", "example_aiontheball_minimal"} <= set(bag.dag_ids)
+    # The event-driven pair needs AssetWatcher (Airflow 3); on Airflow 2 its file defines no DAG.
+    event_driven = {"example_aiontheball_event_driven_start", "example_aiontheball_event_driven_results"}
+    assert event_driven & set(bag.dag_ids) == (event_driven if AIRFLOW_3 else set())
 
 
 # The video is available 9 s after it is created: dag.test() on Airflow 3.0-3.2 takes 2-3 s to start a
@@ -119,3 +129,108 @@ def test_match_ingestion_with_params_and_cleanup(airflow_db, aiontheball_conn, m
 
 
 # How cheap the example DAG files are to parse (no HTTP or retry library): tests/test_import_cost.py.
+
+
+# -- the event-driven pair (example_aiontheball_event_driven.py; Airflow 3 only) ---------------------------
+
+needs_asset_watcher = pytest.mark.skipif(not AIRFLOW_3, reason="AssetWatcher (event-driven scheduling) is Airflow 3")
+
+
+def load_event_driven(monkeypatch: pytest.MonkeyPatch, results: Path) -> ModuleType:
+    """The example file (two DAGs) copied into the dags folder and imported; results go to ``results``."""
+    monkeypatch.setenv("AIONTHEBALL_EXAMPLE_RESULTS_PATH", str(results))
+    target = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "example_aiontheball_event_driven.py"
+    shutil.copyfile(EXAMPLE_DAGS / target.name, target)
+    spec = importlib.util.spec_from_file_location(f"dag_under_test_{target.stem}", target)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_asset_watcher
+@pytest.mark.simulator(video_step_seconds=60.0)  # videos still preparing when the run ends
+def test_event_driven_start_creates_videos_and_analyses_without_waiting(
+    airflow_db, aiontheball_conn, monkeypatch, tmp_path
+):
+    example = load_event_driven(monkeypatch, tmp_path / "results")
+    dag_run = example.example_aiontheball_event_driven_start_dag.test()
+    task_states = states(dag_run)
+    assert str(dag_run.state) == "success", task_states
+    assert set(task_states.values()) == {"success"}
+    assert len(api_requests(aiontheball_conn, "POST", "/videos")) == 3
+    analyses = [r for r in api_requests(aiontheball_conn, "POST") if r["path"].endswith("/analysis")]
+    assert len(analyses) == 3
+    # Nothing waited: the analyses are queued behind their videos, still preparing.
+    for video_id in (790, 791, 792):
+        video = aiontheball_conn.simulator.video_json(video_id)
+        assert video["status"] != "available", video
+        assert [entry["status"] for entry in video["analyses"]] in (["init"], ["waiting_for_video"]), video
+
+
+@needs_asset_watcher
+@pytest.mark.skipif(
+    importlib.metadata.version("apache-airflow").startswith("3.0."),
+    reason="dag.test() on Airflow 3.0 leaves the DAG's assets inactive, so the task's inlet fails the run "
+    "(AirflowInactiveAssetInInletOrOutletException); tests/test_event_driven_e2e.py runs it in real Airflow 3.0",
+)
+def test_event_driven_results_stores_the_analyses_asked_for_by_hand(
+    airflow_db, aiontheball_conn, monkeypatch, tmp_path
+):
+    """A manual run (no asset events) with ``analysis_ids``: one results task per analysis, its files."""
+    example = load_event_driven(monkeypatch, tmp_path / "results")
+    example.example_aiontheball_event_driven_start_dag.test()
+    aiontheball_conn.simulator.advance(3600)  # every analysis done
+    dag_run = example.example_aiontheball_event_driven_results_dag.test(run_conf={"analysis_ids": [1248, 1247, 1248]})
+    task_states = states(dag_run)
+    assert str(dag_run.state) == "success", task_states
+    assert sorted(key for key in task_states if key[0] == "fetch_results") == [
+        ("fetch_results", 0),
+        ("fetch_results", 1),
+    ]
+    written = sorted(path.name for path in (tmp_path / "results").iterdir())
+    assert written == [f"analysis_{i}_{name}.json" for i in (1247, 1248) for name in ("events", "summary")]
+
+
+class _Event:
+    def __init__(self, payload, timestamp=None):
+        self.extra = {"from_trigger": True, "payload": payload}
+        self.timestamp = timestamp
+
+
+@needs_asset_watcher
+@pytest.mark.parametrize(
+    ("payloads", "requested", "expected"),
+    [
+        pytest.param([], [], [], id="nothing"),
+        pytest.param(
+            [{"analysis_id": 7, "video_id": 3}, {"analysis_id": 5, "video_id": 2}, {"analysis_id": 7, "video_id": 3}],
+            [],
+            [{"analysis_id": 5, "video_id": 2}, {"analysis_id": 7, "video_id": 3}],
+            id="repeated-event-fetched-once-in-id-order",
+        ),
+        pytest.param(
+            [{"analysis_id": 5, "video_id": 2}],
+            [5, 9],
+            [{"analysis_id": 5, "video_id": 2}, {"analysis_id": 9}],
+            id="by-hand-adds-without-repeating",
+        ),
+    ],
+)
+def test_event_driven_results_deduplicates_by_analysis_id(monkeypatch, tmp_path, payloads, requested, expected):
+    example = load_event_driven(monkeypatch, tmp_path)
+    assert example.analyses_to_fetch([_Event(p) for p in payloads], requested) == expected
+
+
+@needs_asset_watcher
+def test_event_driven_results_also_takes_events_stored_while_its_run_was_queued(monkeypatch, tmp_path):
+    """``stranded_events``: the asset's events after the run's cut-off (``run_after``) up to its start."""
+    import datetime as dt
+
+    example = load_event_driven(monkeypatch, tmp_path)
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    at = [t0 + dt.timedelta(seconds=s) for s in range(5)]
+    events = [_Event({"analysis_id": i}, timestamp=when) for i, when in enumerate(at)]
+    late = example.stranded_events(events, after=at[1], up_to=at[3])  # Airflow 3.0/3.1: a plain list
+    assert [e.extra["payload"]["analysis_id"] for e in late] == [2, 3]

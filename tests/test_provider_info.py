@@ -101,3 +101,37 @@ def form_only_from_hook_class_without_fab() -> bool:
     wtforms comes with the FAB provider; 2.11 ships FAB, 3.2+ read the form from the provider info."""
     major, minor = (int(part) for part in importlib.metadata.version("apache-airflow").split(".")[:2])
     return (major, minor) in {(3, 0), (3, 1)} and importlib.util.find_spec("wtforms") is None
+
+
+def test_the_asset_uri_scheme_is_declared_for_airflow_3_and_2():
+    from airflow_provider_aiontheball.assets import SCHEME, sanitize_uri
+    from airflow_provider_aiontheball.openlineage import asset_to_openlineage
+
+    expected = [
+        {
+            "schemes": [SCHEME],
+            "handler": "airflow_provider_aiontheball.assets.sanitize_uri",
+            "to_openlineage_converter": "airflow_provider_aiontheball.openlineage.asset_to_openlineage",
+        }
+    ]
+    assert PROVIDER_INFO["asset-uris"] == expected  # Airflow 3
+    assert PROVIDER_INFO["dataset-uris"] == expected  # Airflow 2
+    for key, function in (("handler", sanitize_uri), ("to_openlineage_converter", asset_to_openlineage)):
+        module, _, name = expected[0][key].rpartition(".")
+        assert getattr(importlib.import_module(module), name) is function
+
+
+def test_airflow_registers_the_uri_handler():
+    from airflow_provider_aiontheball.assets import sanitize_uri
+
+    try:  # where Asset() looks handlers up: the Task SDK's registry (Airflow 3.2+)
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+        handlers = ProvidersManagerTaskRuntime().asset_uri_handlers
+    except ImportError:
+        from airflow.providers_manager import ProvidersManager
+
+        manager = ProvidersManager()
+        # Airflow 3.0-3.1, then Airflow 2
+        handlers = getattr(manager, "asset_uri_handlers", None) or manager.dataset_uri_handlers
+    assert handlers["aiontheball"] is sanitize_uri

@@ -172,7 +172,7 @@ def test_no_finish_for_a_task_with_outlets():
         from airflow.datasets import Dataset as Asset
 
     with DAG("outlets", schedule=None, start_date=dt.datetime(2025, 1, 1)):
-        sensor = _sensor(outlets=[Asset("aiontheball://videos/1")])
+        sensor = _sensor(outlets=[Asset("aiontheball://aiontheball.nl/videos/1")])
     assert finish_spec(sensor, task_context(), sensor=True) is None
 
 

@@ -727,6 +727,25 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
                 settings, request, f"{type(exc).__name__}: {exc}", may_have_reached_server=True
             ) from None
 
+    async def list_videos(self) -> list[dict[str, Any]]:
+        """Return every video of the organization (``GET /videos``), one request per page.
+
+        The whole listing or an exception, never part of it: a caller comparing listings (the analysis-done
+        watcher) must not mistake a page it did not get for videos that are gone. Pagination as in
+        :meth:`AIOnTheBallHook.list_videos` (same links, same guard against listings that never end).
+        """
+        request: ApiRequest | None = endpoints.list_videos()
+        guard = PageGuard()
+        videos: list[dict[str, Any]] = []
+        while request is not None:
+            page = await self.run(request)
+            items = page_items(page)
+            if not guard.admit(request, page, items):
+                break
+            videos.extend(items)
+            request = None if page_is_last(page) else next_page_request(await self.get_settings(), request, page)
+        return videos
+
     async def get_video(self, video_id: int | str) -> dict[str, Any]:
         """Return video ``video_id`` (``GET /videos/{id}``)."""
         return await self.run(endpoints.get_video(video_id))  # type: ignore[no-any-return]

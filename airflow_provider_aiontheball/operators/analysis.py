@@ -103,7 +103,15 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         retry reattaches to it; ignored where Airflow has no task state store. Default True.
     :param commit_grace_period: seconds after a POST of unknown outcome during which the operator keeps
         looking for the analysis it may have started. Default 60.
+    :param partition_by_match: with ``outlets``, put each asset event in the match's partition (the video
+        id, see :func:`~airflow_provider_aiontheball.assets.partition_key_of`). Needs Airflow 3.3+; asking
+        for it on an older Airflow fails the DAG's parse. Default False.
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
+
+    With ``outlets``, the asset events carry the match's metadata (``extra``, keys
+    :data:`~airflow_provider_aiontheball.assets.EXTRA_KEYS`, ``kind`` ``"analysis"``); without
+    ``wait_for_completion`` they say the analysis *started* (``status``): put outlets meaning "results
+    are there" on the results task.
     """
 
     template_fields: Sequence[str] = ("video_id", "fps")
@@ -125,6 +133,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         finish_in_triggerer: bool = True,
         durable: bool = True,
         commit_grace_period: float = DEFAULT_COMMIT_GRACE_PERIOD,
+        partition_by_match: bool = False,
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -141,6 +150,11 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         self.max_consecutive_errors = max_consecutive_errors
         self.error_budget_seconds = error_budget_seconds
         self.finish_in_triggerer = finish_in_triggerer
+        self.partition_by_match = partition_by_match
+        if partition_by_match:  # checked at parse time (no I/O): Airflow 3.3+ and outlets
+            from airflow_provider_aiontheball.assets import check_partition_by_match
+
+            check_partition_by_match(self, partition_by_match)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_aiontheball.exceptions import bad_input_fails_task
@@ -153,6 +167,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         analysis_id = int(analysis["id"])
         context["ti"].xcom_push(key=XCOM_ANALYSIS_ID, value=analysis_id)
         if not self.wait_for_completion:
+            self._record_asset_events(context, analysis, video_id)
             return analysis
         if self.deferrable:
             # Raises TaskDeferred; the task resumes in execute_complete.
@@ -164,7 +179,9 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
                 method_name="execute_complete",
                 timeout=limit.timeout,
             )
-        return self._wait_in_process(analysis_id, video_id)
+        analysis = self._wait_in_process(analysis_id, video_id)
+        self._record_asset_events(context, analysis, video_id)
+        return analysis
 
     def _create_once(self, video_id: int, body: dict[str, Any], context: Context) -> dict[str, Any]:
         """POST the analysis, or return the one an earlier attempt of this task started (operators/_create.py)."""
@@ -207,11 +224,13 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
             log=self.log,
         )
         self.log.info("Analysis %s of video %s has status %s.", analysis.get("id"), video_id, analysis.get("status"))
+        self._lineage_id = analysis.get("id")  # for get_openlineage_facets_on_complete
         return analysis
 
     def _video_analyses(self, video_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The video, and its documented ``analyses`` (``{id, status}`` each)."""
         video = self.hook.get_video(video_id)
+        self._seen_video = video  # game name and teams for the asset events, without another request
         return video, [e for e in video.get("analyses") or [] if isinstance(e, dict) and _is_id(e.get("id"))]
 
     def _find_created_analyses(
@@ -261,6 +280,33 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
             found.append(analysis)
         return found
 
+    def _record_asset_events(self, context: Context, analysis: dict[str, Any], video_id: int | None) -> None:
+        """With outlets: the match's metadata on their asset events (assets.py). The video's name and teams
+        come from the video read before the POST, else from one ``GET /videos/{id}``."""
+        from airflow_provider_aiontheball import assets
+        from airflow_provider_aiontheball.exceptions import AIOnTheBallError
+
+        if not assets.wants_asset_events(self):
+            return
+        video_id = assets.video_id_of(analysis) or video_id
+        video = getattr(self, "_seen_video", None)
+        if video_id is not None and (not isinstance(video, dict) or str(video.get("id")) != str(video_id)):
+            try:
+                video = self.hook.get_video(video_id)
+            except AIOnTheBallError as exc:
+                self.log.warning("Asset events without the video's name and teams: %s", exc)
+                video = None
+        extra = assets.event_extra(
+            "analysis",
+            host=assets.host_of(self.hook.settings.base_url),
+            video_id=video_id,
+            video=video,
+            analysis=analysis,
+        )
+        partition = assets.partition_key_of(video_id) if self.partition_by_match and video_id else None
+        count = assets.record_outlet_events(self, context, extra, partition_key=partition)
+        self.log.info("Asset events of %d outlet(s) carry analysis %s's metadata.", count, extra["analysis_id"])
+
     @property
     def _settings(self) -> WaitSettings:
         from airflow_provider_aiontheball.waiting import WaitSettings
@@ -305,8 +351,17 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
 
         analysis = result_from_event(event, "analysis", timeout_error(self, context, AIOnTheBallWaitError, event))
+        self._lineage_id = analysis.get("id")  # a resumed task runs no execute(): for OpenLineage
         self.log.info("%s", (event or {}).get("message"))
+        self._record_asset_events(context, analysis, _optional_id(self.video_id, "video_id"))
         return analysis
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (the ``[openlineage]`` extra): the AIB video in, the AIB analysis out
+        (:mod:`airflow_provider_aiontheball.openlineage`). Called by the OpenLineage listener, never by users."""
+        from airflow_provider_aiontheball.openlineage import create_analysis_lineage
+
+        return create_analysis_lineage(self)
 
 
 class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
@@ -337,7 +392,14 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
     :param tracking_format: ``parquet`` or ``json``. Default ``parquet``.
     :param video_id: the analysed video (templated); lets the done-check work on a server without
         ``GET /analyses/{id}``. Default: none.
+    :param partition_by_match: with ``outlets``, put each asset event in the match's partition (the video
+        id, see :func:`~airflow_provider_aiontheball.assets.partition_key_of`). Needs Airflow 3.3+; asking
+        for it on an older Airflow fails the DAG's parse. Default False.
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
+
+    With ``outlets``, each success attaches the match's metadata to the outlets' asset events (``extra``,
+    keys :data:`~airflow_provider_aiontheball.assets.EXTRA_KEYS`): at the cost of one ``GET /videos/{id}``
+    (game name and teams), only when there are outlets.
     """
 
     template_fields: Sequence[str] = ("analysis_id", "results", "output_path", "query", "video_id")
@@ -353,6 +415,7 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
         query: dict[str, Any] | None = None,
         tracking_format: str = "parquet",
         video_id: int | str | None = None,
+        partition_by_match: bool = False,
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -363,6 +426,11 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
         self.query = query
         self.tracking_format = tracking_format
         self.video_id = video_id
+        self.partition_by_match = partition_by_match
+        if partition_by_match:  # checked at parse time (no I/O): Airflow 3.3+ and outlets
+            from airflow_provider_aiontheball.assets import check_partition_by_match
+
+            check_partition_by_match(self, partition_by_match)
 
     def _validated(self) -> tuple[int, int | None, list[str], dict[str, Any] | None]:
         from airflow_provider_aiontheball.validation import (
@@ -399,13 +467,16 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
 
         with bad_input_fails_task():
             analysis_id, video_id, names, query = self._validated()
-        self._require_done(analysis_id, video_id)
+        analysis = self._require_done(analysis_id, video_id)
+        self._result_facts: dict[str, dict[str, Any]] = {}  # filled by _fetch, for the asset events
         fetched: dict[str, Any] = {}
         for name in names:
             fetched[name] = self._fetch(name, analysis_id, query)
+        self._record_asset_events(context, analysis_id, video_id, analysis, fetched)
         return fetched
 
-    def _require_done(self, analysis_id: int, video_id: int | None) -> None:
+    def _require_done(self, analysis_id: int, video_id: int | None) -> dict[str, Any] | None:
+        """Fail unless the analysis is done; return it (``None`` where the server cannot show it)."""
         from airflow_provider_aiontheball.exceptions import (
             AIOnTheBallResultsNotReadyError,
             AIOnTheBallRouteMissingError,
@@ -416,7 +487,7 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
             analysis = self.hook.get_analysis(analysis_id, video_id=video_id)
         except AIOnTheBallRouteMissingError as exc:
             self.log.warning("Cannot check that analysis %s is done first: %s", analysis_id, exc.detail)
-            return
+            return None
         status = analysis.get("status")
         if ANALYSIS_STATUSES.classify(status) is not Outcome.SUCCESS or analysis.get("results_available") is False:
             progress = analysis.get("progress")
@@ -425,6 +496,55 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
                 + (f", {progress}% done" if progress is not None else "")
                 + "; wait for it with AIOnTheBallAnalysisSensor or wait_for_completion=True"
             )
+        return analysis
+
+    def _record_asset_events(
+        self,
+        context: Context,
+        analysis_id: int,
+        video_id: int | None,
+        analysis: dict[str, Any] | None,
+        fetched: dict[str, Any],
+    ) -> None:
+        """With outlets: the match's metadata on their asset events (assets.py). Reuses the analysis the
+        done-check read; the one request added is ``GET /videos/{id}`` for the game name and teams."""
+        from airflow_provider_aiontheball import assets
+        from airflow_provider_aiontheball.exceptions import AIOnTheBallError
+
+        if not assets.wants_asset_events(self):
+            return
+        video_id = video_id or assets.video_id_of(analysis)
+        video = None
+        if video_id is not None:
+            try:
+                video = self.hook.get_video(video_id)
+            except AIOnTheBallError as exc:  # the results are written: metadata without the video's fields
+                self.log.warning("Asset events without the video's name and teams: %s", exc)
+        extra = assets.event_extra(
+            "results",
+            host=assets.host_of(self.hook.settings.base_url),
+            video_id=video_id,
+            analysis_id=analysis_id,
+            video=video,
+            analysis=analysis,
+            results={name: value if self.output_path else None for name, value in fetched.items()},
+            facts=getattr(self, "_result_facts", None),
+        )
+        partition = None
+        if self.partition_by_match:
+            if video_id is None:
+                raise ValueError(
+                    f"partition_by_match: the video of analysis {analysis_id} is unknown (the server did not "
+                    "say); pass video_id"
+                )
+            partition = assets.partition_key_of(video_id)
+        count = assets.record_outlet_events(self, context, extra, partition_key=partition)
+        self.log.info(
+            "Asset events of %d outlet(s) carry analysis %s's metadata%s.",
+            count,
+            analysis_id,
+            f" (partition {partition})" if partition else "",
+        )
 
     def _fetch(self, name: str, analysis_id: int, query: dict[str, Any] | None) -> Any:
         from airflow_provider_aiontheball.exceptions import (
@@ -450,6 +570,10 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
             ) from exc
         size = len(data) if isinstance(data, list) else None
         self.log.info("Fetched %s of analysis %s%s", name, analysis_id, f": {size} item(s)" if size is not None else "")
+        if hasattr(self, "_result_facts"):
+            from airflow_provider_aiontheball.assets import result_facts
+
+            self._result_facts[name] = result_facts(name, data)
         if not self.output_path:
             return data
         target = self._target(f"analysis_{analysis_id}_{name}.json")
@@ -510,3 +634,16 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
         local = Path(str(self.output_path))
         local.mkdir(parents=True, exist_ok=True)
         return local / filename
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (the ``[openlineage]`` extra): the AIB analysis in, the written result files out, with
+        their columns (:mod:`airflow_provider_aiontheball.openlineage`). Called by the OpenLineage listener."""
+        from airflow_provider_aiontheball.openlineage import results_lineage
+
+        return results_lineage(self)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """OpenLineage on failure: the analysis only (a failed task leaves no file under the final names)."""
+        from airflow_provider_aiontheball.openlineage import results_lineage
+
+        return results_lineage(self, written=False)

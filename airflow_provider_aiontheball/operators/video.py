@@ -99,7 +99,14 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         reattaches to it; ignored where Airflow has no task state store. Default True.
     :param commit_grace_period: seconds after a POST of unknown outcome during which the operator keeps
         looking for the video it may have created. Default 60.
+    :param partition_by_match: with ``outlets``, put each asset event in the match's partition (the video
+        id, see :func:`~airflow_provider_aiontheball.assets.partition_key_of`). Needs Airflow 3.3+; asking
+        for it on an older Airflow fails the DAG's parse. Default False.
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
+
+    With ``outlets``, the asset events carry the match's metadata (``extra``, keys
+    :data:`~airflow_provider_aiontheball.assets.EXTRA_KEYS`, ``kind`` ``"video"``; never the URL), at no
+    extra request.
     """
 
     template_fields: Sequence[str] = (
@@ -137,6 +144,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         finish_in_triggerer: bool = True,
         durable: bool = True,
         commit_grace_period: float = DEFAULT_COMMIT_GRACE_PERIOD,
+        partition_by_match: bool = False,
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
@@ -159,6 +167,11 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         self.finish_in_triggerer = finish_in_triggerer
         self.durable = durable
         self.commit_grace_period = commit_grace_period
+        self.partition_by_match = partition_by_match
+        if partition_by_match:  # checked at parse time (no I/O): Airflow 3.3+ and outlets
+            from airflow_provider_aiontheball.assets import check_partition_by_match
+
+            check_partition_by_match(self, partition_by_match)
 
     @property
     def request_fields(self) -> dict[str, Any]:
@@ -190,12 +203,28 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         ti.xcom_push(key=XCOM_VIDEO_ID, value=video_id)
         ti.xcom_push(key=XCOM_GAME_NAME, value=video.get("game_name"))
         if not self.wait_for_available:
+            self._record_asset_events(context, video, body)
             return video
         if self.deferrable:
             self._defer_until_available(video_id, context)  # raises TaskDeferred; resumes in execute_complete
         video = self._wait_in_process(video_id)
         push_link_xcom(context, video)
+        self._record_asset_events(context, video, body)
         return video
+
+    def _record_asset_events(self, context: Context, video: dict[str, Any], submitted: dict[str, Any]) -> None:
+        """With outlets: the match's metadata on their asset events (assets.py), from the video and the
+        submitted fields (the POST's answer has no team names or date); no request."""
+        from airflow_provider_aiontheball import assets
+
+        if not assets.wants_asset_events(self):
+            return
+        extra = assets.event_extra(
+            "video", host=assets.host_of(self.hook.settings.base_url), video=video, submitted=submitted
+        )
+        partition = assets.partition_key_of(extra["video_id"]) if self.partition_by_match else None
+        count = assets.record_outlet_events(self, context, extra, partition_key=partition)
+        self.log.info("Asset events of %d outlet(s) carry video %s's metadata.", count, extra["video_id"])
 
     # -- exactly-once create (operators/_create.py) ----------------------------------------------
 
@@ -246,6 +275,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
             video.get("status"),
             display_url(body["video_file_url"]),
         )
+        self._lineage_id = video.get("id")  # for get_openlineage_facets_on_complete
         return video
 
     def _find_created_videos(
@@ -332,9 +362,18 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
 
         video = result_from_event(event, "video", timeout_error(self, context, AIOnTheBallWaitError, event))
+        self._lineage_id = video.get("id")  # a resumed task runs no execute(): for OpenLineage
         self.log.info("%s", (event or {}).get("message"))
         push_link_xcom(context, video)
+        self._record_asset_events(context, video, self.request_fields)
         return video
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (the ``[openlineage]`` extra): the source video file in, the AIB video out
+        (:mod:`airflow_provider_aiontheball.openlineage`). Called by the OpenLineage listener, never by users."""
+        from airflow_provider_aiontheball.openlineage import create_video_lineage
+
+        return create_video_lineage(self)
 
 
 class AIOnTheBallUpdateVideoOperator(AIOnTheBallBaseOperator):

@@ -58,9 +58,17 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
         done (with the same ``return_value``) or a ``soft_fail`` wait times out, so the wait costs one
         worker start instead of two; failures still resume on a worker (see
         :mod:`airflow_provider_aiontheball.task_end`). Not used with ``outlets``. Default True.
+    :param start_from_trigger: start the wait in the triggerer: the scheduler defers the task itself, so a
+        wait that succeeds runs no worker at all (Airflow 3.3+, not for mapped tasks; implies ``deferrable``;
+        see :mod:`airflow_provider_aiontheball.task_start`). ``analysis_id`` and ``video_id`` must then be an int or a
+        template string (rendered in the triggerer; an ``xcom_pull`` there needs ``map_indexes=-1``), not an
+        ``XComArg``. There is no first poke, and ``timeout`` is Airflow's trigger timeout. On older Airflow:
+        a warning at parse time, and the sensor defers from a worker. Default False.
     """
 
     template_fields: Sequence[str] = ("analysis_id", "video_id")
+    _trigger_classpath = "airflow_provider_aiontheball.triggers.analysis.AIOnTheBallAnalysisTrigger"
+    _trigger_id_fields = ("analysis_id", "video_id")
     ui_color = "#0d47a1"
     ui_fgcolor = "#ffffff"
 
@@ -77,6 +85,7 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
         error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
         max_poll_interval: float | None = None,
         finish_in_triggerer: bool = True,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -97,6 +106,8 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
         self.min_poll_interval = min_poll_interval
         self.max_consecutive_errors = max_consecutive_errors
         self.error_budget_seconds = error_budget_seconds
+        if start_from_trigger:
+            self._start_in_triggerer()
 
     @property
     def max_poll_interval(self) -> float:
@@ -113,11 +124,11 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
     def _ids(self) -> tuple[int, int | None]:
         """The rendered ids, validated (raises :class:`AIOnTheBallInputError` naming the field)."""
         from airflow_provider_aiontheball.exceptions import bad_input_fails_task
-        from airflow_provider_aiontheball.validation import validate_id
+        from airflow_provider_aiontheball.validation import optional_id, validate_id
 
         with bad_input_fails_task():
             analysis_id = validate_id(self.analysis_id, "analysis_id")
-            video_id = None if self.video_id in (None, "", "None") else validate_id(self.video_id, "video_id")
+            video_id = optional_id(self.video_id, "video_id")
         return analysis_id, video_id
 
     @property

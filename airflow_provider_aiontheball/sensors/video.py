@@ -59,12 +59,20 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
         available (with the same XComs) or a ``soft_fail`` wait times out, so the wait costs one worker
         start instead of two; failures still resume on a worker (see
         :mod:`airflow_provider_aiontheball.task_end`). Not used with ``outlets``. Default True.
+    :param start_from_trigger: start the wait in the triggerer: the scheduler defers the task itself, so a
+        wait that succeeds runs no worker at all (Airflow 3.3+, not for mapped tasks; implies ``deferrable``;
+        see :mod:`airflow_provider_aiontheball.task_start`). ``video_id`` must then be an int or a
+        template string (rendered in the triggerer; an ``xcom_pull`` there needs ``map_indexes=-1``), not an
+        ``XComArg``. There is no first poke, and ``timeout`` is Airflow's trigger timeout. On older Airflow:
+        a warning at parse time, and the sensor defers from a worker. Default False.
     :param poke_interval: seconds between pokes in poke/reschedule mode. Default 60.
     :param timeout: seconds before the sensor times out (then ``soft_fail`` decides). Default 7 days.
     """
 
     template_fields: Sequence[str] = ("video_id",)
     operator_extra_links = (AIOnTheBallVideoLink(),)
+    _trigger_classpath = "airflow_provider_aiontheball.triggers.video.AIOnTheBallVideoTrigger"
+    _trigger_id_fields = ("video_id",)
     ui_color = "#2e7d32"
     ui_fgcolor = "#ffffff"
 
@@ -79,6 +87,7 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
         finish_in_triggerer: bool = True,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -90,6 +99,8 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
         self.min_poll_interval = min_poll_interval
         self.max_consecutive_errors = max_consecutive_errors
         self.error_budget_seconds = error_budget_seconds
+        if start_from_trigger:
+            self._start_in_triggerer()
 
     @cached_property
     def hook(self) -> AIOnTheBallHook:

@@ -19,7 +19,8 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
 )
-from airflow_provider_aiontheball.task_end import trigger_event
+from airflow_provider_aiontheball.task_end import bad_input_event, trigger_event
+from airflow_provider_aiontheball.validation import id_or_template, optional_id, validate_id
 from airflow_provider_aiontheball.waiting import ANALYSIS_WAIT, Wait, WaitSettings, wait_in_triggerer
 
 
@@ -37,7 +38,8 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         {"status": "success" | "failed" | "timeout" | "error", "analysis_id": 1247,
          "analysis_status": "done", "message": "...", "analysis": {...}}   # "analysis" on success only
 
-    :param analysis_id: the analysis to wait for.
+    :param analysis_id: the analysis to wait for. Strings are accepted for both ids for a sensor started in
+        the triggerer (``start_from_trigger``): Airflow renders their templates there, the trigger validates.
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
     :param poll_interval: longest interval between polls, in seconds. Default 1800.
     :param end_time: wall-clock deadline, epoch seconds. Default: none.
@@ -58,7 +60,7 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
 
     def __init__(
         self,
-        analysis_id: int,
+        analysis_id: int | str,
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = DEFAULT_ANALYSIS_POLL_INTERVAL,
         end_time: float | None = None,
@@ -66,17 +68,17 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
         started_at: float | None = None,
-        video_id: int | None = None,
+        video_id: int | str | None = None,
         execution_deadline: float | None = None,
         finish_in_triggerer: dict[str, bool] | None = None,
     ) -> None:
         super().__init__()
-        self.analysis_id = int(analysis_id)
+        self.analysis_id = id_or_template(analysis_id)
         self.aiontheball_conn_id = aiontheball_conn_id
         self.settings = WaitSettings(poll_interval, min_poll_interval, max_consecutive_errors, error_budget_seconds)
         self.end_time = None if end_time is None else float(end_time)
         self.started_at = time.time() if started_at is None else float(started_at)
-        self.video_id = None if video_id is None else int(video_id)
+        self.video_id = None if video_id is None else id_or_template(video_id)
         self.execution_deadline = None if execution_deadline is None else float(execution_deadline)
         self.finish_in_triggerer = dict(finish_in_triggerer) if finish_in_triggerer else None
 
@@ -103,22 +105,26 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            analysis_id = validate_id(self.analysis_id, "analysis_id")
+            video_id = optional_id(self.video_id, "video_id")
+        except ValueError as exc:  # a template rendered in the triggerer (start_from_trigger) to a non-id
+            yield bad_input_event(ANALYSIS_WAIT, str(exc))
+            return
         wait = Wait(
             ANALYSIS_WAIT,
-            self.analysis_id,
+            analysis_id,
             self.aiontheball_conn_id,
             self.log,
             self.settings,
             started_at=self.started_at,
             end_time=self.end_time,
         )
-        decision = await wait_in_triggerer(
-            wait, lambda hook: hook.get_analysis(self.analysis_id, video_id=self.video_id)
-        )
+        decision = await wait_in_triggerer(wait, lambda hook: hook.get_analysis(analysis_id, video_id=video_id))
         yield await trigger_event(
             self,
             ANALYSIS_WAIT,
-            self.analysis_id,
+            analysis_id,
             decision,
             execution_deadline=self.execution_deadline,
             finish=self.finish_in_triggerer,

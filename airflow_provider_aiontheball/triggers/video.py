@@ -20,7 +20,8 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_POLL_INTERVAL,
 )
 from airflow_provider_aiontheball.links.video import link_xcoms
-from airflow_provider_aiontheball.task_end import trigger_event
+from airflow_provider_aiontheball.task_end import bad_input_event, trigger_event
+from airflow_provider_aiontheball.validation import id_or_template, validate_id
 from airflow_provider_aiontheball.waiting import VIDEO_WAIT, Wait, WaitSettings, wait_in_triggerer
 
 
@@ -38,7 +39,8 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
         {"status": "success" | "failed" | "timeout" | "error", "video_id": 790,
          "video_status": "available", "message": "...", "video": {...}}   # "video" on success only
 
-    :param video_id: the video to wait for.
+    :param video_id: the video to wait for. A string is accepted for a sensor started in the triggerer
+        (``start_from_trigger``): Airflow renders its template there, and the trigger validates the result.
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
     :param poll_interval: longest interval between polls, in seconds. Default 60.
     :param end_time: wall-clock deadline, epoch seconds. Default: none.
@@ -59,7 +61,7 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
 
     def __init__(
         self,
-        video_id: int,
+        video_id: int | str,
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         end_time: float | None = None,
@@ -71,7 +73,7 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
         finish_in_triggerer: dict[str, bool] | None = None,
     ) -> None:
         super().__init__()
-        self.video_id = int(video_id)
+        self.video_id = id_or_template(video_id)
         self.aiontheball_conn_id = aiontheball_conn_id
         self.settings = WaitSettings(poll_interval, min_poll_interval, max_consecutive_errors, error_budget_seconds)
         self.end_time = None if end_time is None else float(end_time)
@@ -101,20 +103,25 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            video_id = validate_id(self.video_id, "video_id")
+        except ValueError as exc:  # a template rendered in the triggerer (start_from_trigger) to a non-id
+            yield bad_input_event(VIDEO_WAIT, str(exc))
+            return
         wait = Wait(
             VIDEO_WAIT,
-            self.video_id,
+            video_id,
             self.aiontheball_conn_id,
             self.log,
             self.settings,
             started_at=self.started_at,
             end_time=self.end_time,
         )
-        decision = await wait_in_triggerer(wait, lambda hook: hook.get_video(self.video_id))
+        decision = await wait_in_triggerer(wait, lambda hook: hook.get_video(video_id))
         yield await trigger_event(
             self,
             VIDEO_WAIT,
-            self.video_id,
+            video_id,
             decision,
             execution_deadline=self.execution_deadline,
             finish=self.finish_in_triggerer,
