@@ -484,6 +484,32 @@ def record_outlet_events(task: Any, context: Any, extra: dict[str, Any], *, part
     return len(targets)
 
 
+def emit_match_events(task: Any, context: Any, kind: str, **fields: Any) -> None:
+    """The one path of the three operators once they know what the event is about: build the ``extra``
+    (:func:`event_extra`, ``fields`` as it takes them), the match's partition when the task asked for
+    ``partition_by_match`` (Airflow 3.3+), attach them to the outlet events, and say so in the task log.
+
+    :raises ValueError: ``partition_by_match`` and the match's video is unknown (the server did not say).
+    """
+    extra = event_extra(kind, host=host_of(task.hook.settings.base_url), **fields)
+    partition = None
+    if getattr(task, "partition_by_match", False):
+        if extra["video_id"] is None:
+            raise ValueError(
+                f"partition_by_match: the video of analysis {extra['analysis_id']} is unknown (the server did not "
+                "say); pass video_id"
+            )
+        partition = partition_key_of(extra["video_id"])
+    count = record_outlet_events(task, context, extra, partition_key=partition)
+    subject = f"analysis {extra['analysis_id']}" if extra["analysis_id"] is not None else f"video {extra['video_id']}"
+    task.log.info(
+        "Asset events of %d outlet(s) carry %s's metadata%s.",
+        count,
+        subject,
+        f" (partition {partition})" if partition else "",
+    )
+
+
 def wants_asset_events(task: Any) -> bool:
     """Whether the task has outlets, i.e. whether building the event's extra is worth a request."""
     return bool(getattr(task, "outlets", None))

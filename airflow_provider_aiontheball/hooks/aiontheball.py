@@ -730,9 +730,9 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
     async def list_videos(self) -> list[dict[str, Any]]:
         """Return every video of the organization (``GET /videos``), one request per page.
 
-        The whole listing or an exception, never part of it: a caller comparing listings (the analysis-done
-        watcher) must not mistake a page it did not get for videos that are gone. Pagination as in
-        :meth:`AIOnTheBallHook.list_videos` (same links, same guard against listings that never end).
+        A failed page raises: a caller comparing listings (the analysis-done watcher) must not mistake a page
+        it did not get for videos that are gone. Pagination as in :meth:`AIOnTheBallHook.list_videos`: the
+        same links, and the same guard, which ends a listing whose server repeats or never ends its pages.
         """
         request: ApiRequest | None = endpoints.list_videos()
         guard = PageGuard()

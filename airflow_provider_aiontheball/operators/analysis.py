@@ -296,16 +296,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
             except AIOnTheBallError as exc:
                 self.log.warning("Asset events without the video's name and teams: %s", exc)
                 video = None
-        extra = assets.event_extra(
-            "analysis",
-            host=assets.host_of(self.hook.settings.base_url),
-            video_id=video_id,
-            video=video,
-            analysis=analysis,
-        )
-        partition = assets.partition_key_of(video_id) if self.partition_by_match and video_id else None
-        count = assets.record_outlet_events(self, context, extra, partition_key=partition)
-        self.log.info("Asset events of %d outlet(s) carry analysis %s's metadata.", count, extra["analysis_id"])
+        assets.emit_match_events(self, context, "analysis", video_id=video_id, video=video, analysis=analysis)
 
     @property
     def _settings(self) -> WaitSettings:
@@ -520,30 +511,16 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
                 video = self.hook.get_video(video_id)
             except AIOnTheBallError as exc:  # the results are written: metadata without the video's fields
                 self.log.warning("Asset events without the video's name and teams: %s", exc)
-        extra = assets.event_extra(
+        assets.emit_match_events(
+            self,
+            context,
             "results",
-            host=assets.host_of(self.hook.settings.base_url),
             video_id=video_id,
             analysis_id=analysis_id,
             video=video,
             analysis=analysis,
             results={name: value if self.output_path else None for name, value in fetched.items()},
             facts=getattr(self, "_result_facts", None),
-        )
-        partition = None
-        if self.partition_by_match:
-            if video_id is None:
-                raise ValueError(
-                    f"partition_by_match: the video of analysis {analysis_id} is unknown (the server did not "
-                    "say); pass video_id"
-                )
-            partition = assets.partition_key_of(video_id)
-        count = assets.record_outlet_events(self, context, extra, partition_key=partition)
-        self.log.info(
-            "Asset events of %d outlet(s) carry analysis %s's metadata%s.",
-            count,
-            analysis_id,
-            f" (partition {partition})" if partition else "",
         )
 
     def _fetch(self, name: str, analysis_id: int, query: dict[str, Any] | None) -> Any:

@@ -219,12 +219,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
 
         if not assets.wants_asset_events(self):
             return
-        extra = assets.event_extra(
-            "video", host=assets.host_of(self.hook.settings.base_url), video=video, submitted=submitted
-        )
-        partition = assets.partition_key_of(extra["video_id"]) if self.partition_by_match else None
-        count = assets.record_outlet_events(self, context, extra, partition_key=partition)
-        self.log.info("Asset events of %d outlet(s) carry video %s's metadata.", count, extra["video_id"])
+        assets.emit_match_events(self, context, "video", video=video, submitted=submitted)
 
     # -- exactly-once create (operators/_create.py) ----------------------------------------------
 
