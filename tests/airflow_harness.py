@@ -206,6 +206,11 @@ class HarnessConfig:
         videos and the analyses). ``None``: 4 s on Airflow 3 (ready after 12 s; the first pokes come
         after 3-6 s); 15 s on Airflow 2 (ready after 45 s), whose SequentialExecutor runs one task at a
         time, 4-5 s each on these machines: the first pokes come after 7 tasks, ~25-35 s.
+    :param video_ready_after_gets: the simulator's ``--video-ready-after-gets``: a video is ready no
+        sooner than the answer to its third ``GET /videos/{id}`` (default 3: the sensor's poke, then at
+        least one poll of its trigger), so the sensors defer however slowly a loaded machine starts
+        them; ``video_step_seconds`` alone only made that likely (a CI run on 3.0.6 once poked a video
+        after it was ready). 0: time alone decides.
     :param analysis_seconds: seconds a simulated analysis runs (after 1 s of ``init`` once its video is
         available, and before 3 s of ``aggregating``).
     :param parallelism: Airflow's ``[core] parallelism``; the LocalExecutor starts that many worker
@@ -231,6 +236,7 @@ class HarnessConfig:
     other_dag_ids: tuple[str, ...] = ()
     token: str = "demo-token"
     video_step_seconds: float | None = None
+    video_ready_after_gets: int = 3
     analysis_seconds: float = 10.0
     parallelism: int = 6
     timeout: float = 210.0
@@ -725,6 +731,8 @@ class AirflowHarness:
                 str(ready_file),
                 "--video-step-seconds",
                 str(self.video_step_seconds),
+                "--video-ready-after-gets",
+                str(self.config.video_ready_after_gets),
                 "--analysis-seconds",
                 str(self.config.analysis_seconds),
                 *self.config.simulator_args,

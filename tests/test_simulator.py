@@ -375,6 +375,33 @@ def test_commit_delay_hides_new_videos_and_analyses_from_lists_only(
         client.close()
 
 
+def test_video_ready_after_gets_holds_the_final_status_until_that_many_reads(
+    make_server: Callable[..., SimulatorServer],
+) -> None:
+    """The e2e knob: however late the first GET comes, the video is still preparing then, and its
+    analysis starts only once the video has been reported available."""
+    server = make_server(video_step_seconds=1, video_ready_after_gets=3, analysis_seconds=10)
+    client = Api(server)
+    try:
+        video = client.create_video()
+        analysis = client.create_analysis(video["id"])
+        server.simulator.advance(60)  # long past the 3 s timeline
+        assert client.video(video["id"])["status"] == "locally_available", "1st GET"
+        assert client.analysis(analysis["id"])["status"] == "waiting_for_video", "queued behind its video"
+        server.simulator.advance(60)
+        assert client.video(video["id"])["status"] == "locally_available", "2nd GET"
+        server.simulator.advance(0.5)
+        assert client.video(video["id"])["status"] == "available", "3rd GET"
+        assert client.video(video["id"])["status"] == "available", "and from then on"
+        server.simulator.advance(2)
+        assert client.analysis(analysis["id"])["status"] == "running", "its timeline starts from then"
+        other = client.create_video()
+        server.simulator.set_video_status(other["id"], "available")
+        assert client.video(other["id"])["status"] == "available", "a forced status is never held back"
+    finally:
+        client.close()
+
+
 def test_status_after_processing_creates_then_answers_the_fault(api: Api, server: SimulatorServer) -> None:
     server.simulator.add_fault(Fault(kind="status_after_processing", status=503, method="POST", path="/videos"))
     response = api("POST", "/videos", json={"video_file_url": URL})

@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="echo video_file_url, date, offsets and left_start_team on video objects (the docs return none)",
     )
+    parser.add_argument(
+        "--video-ready-after-gets",
+        type=int,
+        default=0,
+        help="a video reaches its final status no sooner than the answer to this many GET /videos/{id} "
+        "(default 0: time alone decides)",
+    )
     parser.add_argument("--ready-file", default=None, help="write the base URL to this file once listening")
     return parser
 
@@ -62,6 +69,7 @@ async def _run_cli(args: argparse.Namespace) -> int:
         webhook_url=args.webhook_url,
         commit_delay_seconds=args.commit_delay_seconds,
         echo_submitted_fields=args.echo_submitted_fields,
+        video_ready_after_gets=args.video_ready_after_gets,
     )
     simulator = Simulator(config)
     stop = asyncio.Event()

@@ -78,6 +78,10 @@ class SimulatorConfig:
         ``left_start_team`` on every video object (opt-in; the docs return none of them).
     :param commit_delay_seconds: a created video is listed, and a created analysis shows in its
         video's ``analyses``, only this many seconds after its POST (default 0: at once).
+    :param video_ready_after_gets: a video reaches its final status (``available``, ``error``, ...)
+        no sooner than the answer to this many ``GET /videos/{id}`` of it (default 0: time alone
+        decides). A test knob, not API behaviour: it makes "the sensor's first poke still sees the
+        video preparing, so it defers" hold however slowly the machine starts the sensor.
     """
 
     tokens: dict[str, str] = field(default_factory=lambda: {"test-token": "org-1"})
@@ -95,6 +99,7 @@ class SimulatorConfig:
     request_log_limit: int = 100_000
     echo_submitted_fields: bool = False
     commit_delay_seconds: float = 0.0
+    video_ready_after_gets: int = 0
 
 
 @dataclass

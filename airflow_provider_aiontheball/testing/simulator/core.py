@@ -168,6 +168,7 @@ class _SimulatorCore:
         if video is None:
             raise KeyError(f"no video {video_id}")
         video.schedule = [entry for entry in video.schedule if entry[0] < now] + [(now, status)]
+        video.forced = True
 
     def set_analysis_outcome(self, analysis_id: int, outcome: str, *, error_at_progress: float = 50.0) -> None:
         """Change the outcome of an existing analysis (``"done"`` or ``"error"``)."""

@@ -134,7 +134,12 @@ class _ApiHandlers(_SimulatorCore):
 
     async def _get_video(self, request: web.Request) -> web.StreamResponse:
         video = self._owned_video(request)
-        return web.json_response({"data": self._video_json(video, self.now(), listing=False)})
+        now = self.now()
+        with self._lock:
+            video.gets += 1
+            if video.gets < self.config.video_ready_after_gets:
+                video.hold_final_status(now)
+        return web.json_response({"data": self._video_json(video, now, listing=False)})
 
     async def _update_video(self, request: web.Request) -> web.StreamResponse:
         video = self._owned_video(request)

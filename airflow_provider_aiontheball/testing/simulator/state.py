@@ -36,6 +36,10 @@ class _Video:
     analysis_ids: list[int] = field(default_factory=list)
     #: simulator time from which the video is listed (``commit_delay_seconds`` after its POST)
     listed: float = 0.0
+    #: answers to ``GET /videos/{id}`` so far (``video_ready_after_gets``)
+    gets: int = 0
+    #: the status was forced (``set_video_status``): it is shown as set, never held back
+    forced: bool = False
 
     def status_at(self, now: float) -> str:
         status = self.schedule[0][1]
@@ -44,6 +48,16 @@ class _Video:
                 break
             status = value
         return status
+
+    def hold_final_status(self, now: float) -> None:
+        """Keep the final status of the timeline strictly after ``now`` (``video_ready_after_gets``):
+        moving the schedule, not masking a status, keeps the analyses' timelines (which start when
+        their video is available) consistent with what the video reports."""
+        if self.forced or self.outcome == "stuck" or len(self.schedule) < 2:
+            return  # a forced status shows as set; a stuck video has no final status to hold back
+        start, final = self.schedule[-1]
+        if start <= now:
+            self.schedule[-1] = (now + 1e-6, final)
 
     def first_time(self, statuses: Iterable[str]) -> float | None:
         wanted = set(statuses)
