@@ -26,6 +26,8 @@ from tests.airflow_harness import (
     count_execution_starts,
     format_worker_starts,
     read_log_lines,
+    status_observations,
+    stray_trigger_lines,
     utc,
 )
 
@@ -88,6 +90,41 @@ def test_airflow_3_0_and_3_1_are_counted_by_their_bundle_lines(tmp_path: Path) -
     # No "::group::Pre Execute" there; the task runner logs "DAG bundles loaded" once per execution.
     raw = [line for line in AIRFLOW_3_DEFERRED if "::group::" not in line]
     assert count_execution_starts(_lines(raw, tmp_path)) == 2
+
+
+#: What Airflow 3.0.6's triggerer wrote to its own stdout (processes/triggerer.log) in a CI run, when it
+#: handled a trigger's "finished" state change before the trigger's last log lines: the lines of trigger
+#: ID 6 (analysis 1249) that its attempt=1.log.trigger.2.log lacks, between lines of other triggers.
+TRIGGERER_STDOUT = [
+    "[2026-12-04T19:16:37.845+0000] {plugins.py:37} INFO - setup plugin alembic.autogenerate.schemas",
+    "2026-12-04 19:17:19 [info     ] analysis 1247 is done after 22 s; the task succeeds here, in the "
+    "triggerer, without resuming on a worker. [airflow_provider_aiontheball.triggers.analysis."
+    "AIOnTheBallAnalysisTrigger] [airflow.jobs.triggerer_job_runner]",
+    "2026-12-04 19:17:21 [info     ] analysis 1249 is done after 23 s; the task succeeds here, in the "
+    "triggerer, without resuming on a worker. [airflow_provider_aiontheball.triggers.analysis."
+    "AIOnTheBallAnalysisTrigger] [airflow.jobs.triggerer_job_runner]",
+    "2026-12-04 19:17:21 [info     ] Trigger fired event            [airflow.jobs.triggerer_job_runner] "
+    f"name='{DAG_ID}/run/wait_for_analysis/2/1 (ID 6)' result=\"TriggerEvent<{{'status': 'success'}}>\"",
+    f"2026-12-04 19:17:21 [info     ] trigger completed              [airflow.jobs.triggerer_job_runner] "
+    f"name='{DAG_ID}/run/wait_for_analysis/2/1 (ID 6)'",
+    f"2026-12-04 19:17:22 [info     ] trigger completed              [airflow.jobs.triggerer_job_runner] "
+    f"name='{DAG_ID}/run/wait_for_analysis/12/1 (ID 9)'",
+]
+
+
+def test_a_triggers_last_lines_are_found_in_the_triggerers_own_log(tmp_path: Path) -> None:
+    """Lines of one trigger that went to the triggerer's stdout: its own (by resource) and Airflow's (by
+    trigger name); none of another trigger (map index 12 is not 2, analysis 1247 is not 1249)."""
+    path = tmp_path / "triggerer.log"
+    path.write_text("\n".join(TRIGGERER_STDOUT) + "\n")
+    lines = stray_trigger_lines(path, f"{DAG_ID}/run/wait_for_analysis/2/1", ["analysis 1249"])
+    assert [line.message for line in lines] == [
+        "analysis 1249 is done after 23 s; the task succeeds here, in the triggerer, without resuming on a worker.",
+        "Trigger fired event",
+        "trigger completed",
+    ]
+    assert {line.time for line in lines} == {utc("2026-12-04T19:17:21")}
+    assert [status for _, _, status in status_observations(lines)] == ["done"], "read as a status line"
 
 
 def _audit_db(path: Path, rows: list[tuple[str, str, str, int | None, str]]) -> None:
