@@ -30,6 +30,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import Param, dag, task
 
+from airflow_provider_aiontheball.defaults import DEFAULT_ANALYSIS_POLL_INTERVAL
 from airflow_provider_aiontheball.operators.analysis import (
     AIOnTheBallAnalysisResultsOperator,
     AIOnTheBallCreateAnalysisOperator,
@@ -45,6 +46,14 @@ from airflow_provider_aiontheball.sensors.video import AIOnTheBallVideoSensor
 #: 2-6 h analyses; ``make demo`` sets this variable to a few seconds because the simulated analysis
 #: takes only seconds.
 ANALYSIS_MIN_POLL_SECONDS = float(os.environ.get("AIONTHEBALL_EXAMPLE_ANALYSIS_MIN_POLL_SECONDS", "45"))
+
+#: Longest interval between analysis polls (the sensor's ``poll_interval``; default 30 min). The
+#: interval comes from the analysis's measured progress rate; ``make e2e-distributed`` caps it at 20 s:
+#: its simulated analyses take 150 s, and a waiting trigger rebuilt by a triggerer takeover starts its
+#: rate estimate anew, so an estimate from its first few noisy points may be minutes too long there.
+ANALYSIS_POLL_SECONDS = float(
+    os.environ.get("AIONTHEBALL_EXAMPLE_ANALYSIS_POLL_SECONDS", str(DEFAULT_ANALYSIS_POLL_INTERVAL))
+)
 
 #: Delay before a failed task's retry. ``make e2e-distributed`` shortens it: its drills kill a worker
 #: mid-task and check that the retry neither duplicates nor loses the match.
@@ -175,6 +184,7 @@ def example_aiontheball_match_ingestion() -> None:
         task_id="wait_for_analysis",
         deferrable=True,
         min_poll_interval=ANALYSIS_MIN_POLL_SECONDS,
+        poll_interval=ANALYSIS_POLL_SECONDS,
         timeout=8 * 3600,  # the API's Quick Start: 2-6 hours
     ).expand_kwargs(analyses.output.map(analysis_wait_kwargs))
     results = AIOnTheBallAnalysisResultsOperator.partial(

@@ -159,6 +159,10 @@ class DistributedConfig(HarnessConfig):
     dag_env: dict[str, str] = field(
         default_factory=lambda: {
             "AIONTHEBALL_EXAMPLE_ANALYSIS_MIN_POLL_SECONDS": "3",
+            # A wait rebuilt after the triggerer-kill drill estimates the analysis's rate from its own first
+            # few points; on a loaded machine one such estimate slept 7 min past a 150 s analysis and the run
+            # missed its budget (CI, 2026-12-04). Capped, a wrong estimate costs at most 20 s here.
+            "AIONTHEBALL_EXAMPLE_ANALYSIS_POLL_SECONDS": "20",
             "AIONTHEBALL_EXAMPLE_RETRY_DELAY_SECONDS": "5",
         }
     )
