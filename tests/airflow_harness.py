@@ -102,15 +102,16 @@ WORKER_LOG_NAME = re.compile(r"^attempt=(?P<attempt>\d+)\.log$")
 #: Airflow 2's text log format: ``[2025-01-01T12:00:00.123+0000] {file.py:12} INFO - message``.
 TEXT_LOG_LINE = re.compile(r"^\[(?P<time>[^\]]+)\] \{[^}]*\} (?P<level>[A-Z]+) - (?P<message>.*)$")
 #: A line the triggerer wrote to its own log (``processes/triggerer*.log``) through its fallback logger:
-#: ``2026-12-04 19:17:21 [info     ] <message> [<logger>] [airflow.jobs.triggerer_job_runner] name='...'``.
+#: ``2026-12-04 19:17:21 [info     ] <message> [<logger>] [airflow.jobs.triggerer_job_runner] name='...'`` on
+#: 3.0, ``2026-12-04T20:20:53.152296Z [info     ] <message> [<logger>] dag_id=... name='...'`` on 3.3.
 #: Airflow 3's triggerer gets a trigger's log lines on one socket and its "finished" state change on
 #: another; when the state change is handled first, the trigger's file logger is already closed and its
 #: last lines (the final status, "Trigger fired event", "trigger completed") land here instead of in
-#: ``attempt=N.log.trigger.JOB.log`` (seen on 3.0.6 on a loaded CI machine; apache/airflow#66158 is a
+#: ``attempt=N.log.trigger.JOB.log`` (seen on 3.0.6 and 3.3.2 on a loaded CI machine; apache/airflow#66158 is a
 #: related report of lost trigger lines).
 STRAY_TRIGGER_LINE = re.compile(
-    r"^(?P<time>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?)\s+\[(?P<level>[a-z]+)\s*\]\s+(?P<message>.*?)"
-    r"\s+(?:\[(?P<logger>[\w.]+)\]\s+)?\[airflow\.jobs\.triggerer_job_runner\](?P<fields>.*)$"
+    r"^(?P<time>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?Z?)\s+\[(?P<level>[a-z]+)\s*\]\s+(?P<message>.*?)"
+    r"\s+\[(?P<logger>[\w.]+)\](?:\s+\[airflow\.jobs\.triggerer_job_runner\])?(?P<fields>.*)$"
 )
 #: The provider's status lines: ``video 790: init``, ``video 790: init → downloading after 2 s``,
 #: ``video 790 is available after 6 s`` (same for analyses); the status is checked against the vocabulary.
@@ -462,7 +463,7 @@ def read_log_lines(path: Path) -> list[LogLine]:
     return lines
 
 
-def stray_trigger_lines(path: Path, trigger_name: str, resources: Iterable[str]) -> list[LogLine]:
+def stray_trigger_lines(path: Path, trigger_names: Iterable[str], resources: Iterable[str]) -> list[LogLine]:
     """The lines of one trigger that its triggerer wrote to its own log (see ``STRAY_TRIGGER_LINE``):
     Airflow's lines name the trigger (``name='<dag>/<run>/<task>/<map>/<try> (ID n)'``); the provider's
     trigger lines name their video or analysis (``analysis 1249 is done ...``)."""
@@ -471,13 +472,15 @@ def stray_trigger_lines(path: Path, trigger_name: str, resources: Iterable[str])
     except OSError:
         return []
     prefixes = tuple(f"{name} " for name in resources) + tuple(f"{name}:" for name in resources)
+    named = tuple(f"name='{name} (ID " for name in trigger_names)
     lines = []
     for raw in text.splitlines():
         if (match := STRAY_TRIGGER_LINE.match(raw)) is None:
             continue
-        message, logger = match["message"], match["logger"] or ""
+        message, logger = match["message"], match["logger"]
         ours = logger.startswith("airflow_provider_aiontheball.triggers") and message.startswith(prefixes)
-        if (ours or f"name='{trigger_name} (ID " in match["fields"]) and (when := utc(match["time"])) is not None:
+        airflows = any(name in match["fields"] for name in named)
+        if (ours or airflows) and (when := utc(match["time"])) is not None:
             lines.append(LogLine(when, message, match["level"]))
     return lines
 
@@ -1186,11 +1189,12 @@ class AirflowHarness:
                 task.trigger_lines += read_log_lines(path)
         if task.trigger_logs and self.major >= 3:
             resources = {name for name, _, _ in status_observations(task.trigger_lines)}
-            name = f"{dag_id}/{run_id}/{task.task_id}/{task.map_index}/{task.try_number}"
+            attempts = {m["attempt"] for p in task.trigger_logs if (m := TRIGGER_LOG_NAME.match(p.name))}
+            names = [f"{dag_id}/{run_id}/{task.task_id}/{task.map_index}/{attempt}" for attempt in sorted(attempts)]
             seen = {(line.message, line.time.replace(microsecond=0)) for line in task.trigger_lines}
             for log in sorted(self.process_dir.glob("triggerer*.log")):
-                for line in stray_trigger_lines(log, name, resources):
-                    if (line.message, line.time) not in seen:  # the file logger may have written it too
+                for line in stray_trigger_lines(log, names, resources):
+                    if (line.message, line.time.replace(microsecond=0)) not in seen:  # written to both: once
                         task.trigger_lines.append(line)
         task.worker_lines.sort(key=lambda line: line.time)
         task.trigger_lines.sort(key=lambda line: line.time)

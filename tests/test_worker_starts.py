@@ -112,12 +112,30 @@ TRIGGERER_STDOUT = [
 ]
 
 
+#: The same on Airflow 3.3.2 (processes/triggerer-1.log of a make e2e-distributed run): ISO timestamps,
+#: and the provider's lines without the runner's logger name.
+TRIGGERER_STDOUT_3_3 = [
+    "2026-12-04T20:20:53.152296Z [info     ] video 809 is available after 4 s; the task succeeds here, in the "
+    "triggerer, without resuming on a worker. [airflow_provider_aiontheball.triggers.video.AIOnTheBallVideoTrigger] "
+    f"dag_id={DAG_ID} loc=triggerer_job_runner.py:1046 map_index=19 run_id=run task_id=wait_for_video try_number=1",
+    "2026-12-04T20:20:53.152563Z [info     ] Trigger fired event            [airflow.jobs.triggerer_job_runner] "
+    f"dag_id={DAG_ID} loc=triggerer_job_runner.py:1046 map_index=19 name='{DAG_ID}/run/wait_for_video/19/1 (ID 60)' "
+    "result=\"TriggerEvent<{'status': 'success'}>\"",
+    "2026-12-04T20:20:53.152852Z [info     ] trigger completed              [airflow.jobs.triggerer_job_runner] "
+    f"dag_id={DAG_ID} map_index=19 name='{DAG_ID}/run/wait_for_video/19/1 (ID 60)' try_number=1",
+    "2026-12-04T20:20:54.000001Z [info     ] video 8090: available [airflow_provider_aiontheball.triggers.video."
+    "AIOnTheBallVideoTrigger] map_index=1",
+    "2026-12-04T20:20:55.152852Z [info     ] trigger completed              [airflow.jobs.triggerer_job_runner] "
+    f"name='{DAG_ID}/run/wait_for_video/19/2 (ID 61)'",
+]
+
+
 def test_a_triggers_last_lines_are_found_in_the_triggerers_own_log(tmp_path: Path) -> None:
     """Lines of one trigger that went to the triggerer's stdout: its own (by resource) and Airflow's (by
     trigger name); none of another trigger (map index 12 is not 2, analysis 1247 is not 1249)."""
     path = tmp_path / "triggerer.log"
     path.write_text("\n".join(TRIGGERER_STDOUT) + "\n")
-    lines = stray_trigger_lines(path, f"{DAG_ID}/run/wait_for_analysis/2/1", ["analysis 1249"])
+    lines = stray_trigger_lines(path, [f"{DAG_ID}/run/wait_for_analysis/2/1"], ["analysis 1249"])
     assert [line.message for line in lines] == [
         "analysis 1249 is done after 23 s; the task succeeds here, in the triggerer, without resuming on a worker.",
         "Trigger fired event",
@@ -125,6 +143,19 @@ def test_a_triggers_last_lines_are_found_in_the_triggerers_own_log(tmp_path: Pat
     ]
     assert {line.time for line in lines} == {utc("2026-12-04T19:17:21")}
     assert [status for _, _, status in status_observations(lines)] == ["done"], "read as a status line"
+
+
+def test_the_same_on_airflow_3_3(tmp_path: Path) -> None:
+    """Airflow 3.3's stdout format; another try's trigger (attempt 2) and another video (8090) stay out."""
+    path = tmp_path / "triggerer-1.log"
+    path.write_text("\n".join(TRIGGERER_STDOUT_3_3) + "\n")
+    lines = stray_trigger_lines(path, [f"{DAG_ID}/run/wait_for_video/19/1"], ["video 809"])
+    assert [line.message for line in lines] == [
+        "video 809 is available after 4 s; the task succeeds here, in the triggerer, without resuming on a worker.",
+        "Trigger fired event",
+        "trigger completed",
+    ]
+    assert lines[0].time == utc("2026-12-04T20:20:53.152296Z")
 
 
 def _audit_db(path: Path, rows: list[tuple[str, str, str, int | None, str]]) -> None:
