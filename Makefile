@@ -1,13 +1,15 @@
 # Everything a new user or CI needs, from a fresh clone with only python3 (>= 3.11) and make.
-#   make test                          lint + type check + tests on Airflow $(AIRFLOW_VERSION)
+#   make test                          lint + type check + every test on Airflow $(AIRFLOW_VERSION)
 #   make test AIRFLOW_VERSION=2.11.2   the same on Airflow 2
+#   make constraints                   regenerate the locks in constraints/ (on purpose; see below)
 #   make demo                          an end-to-end run against the bundled simulator (no token needed)
 #   make demo-events                   the event-driven example pair (AssetWatcher, Airflow 3) against the simulator
 #   make bench                         the benchmarks (see benchmarks/README.md)
 #   make e2e-browser                   the demo, then its UI checked in headless Chromium (screenshots)
 #   make e2e-distributed               Airflow 3.3.2 with Celery, PostgreSQL, Redis, two workers and two
 #                                      triggerers, through fault drills (see docs/scale.md)
-# Each Airflow version gets its own virtualenv, (re)built when pyproject.toml changes.
+# Each Airflow version gets its own virtualenv holding exactly its lock, rebuilt when the lock or
+# pyproject.toml changes.
 
 PYTHON ?= python3
 AIRFLOW_VERSION ?= 3.3.2
@@ -16,20 +18,51 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test lint typecheck unit demo demo-events bench clean venv e2e-distributed distributed-venv e2e-browser
+.PHONY: test lint typecheck standalone test-airflow demo demo-events bench clean venv check-lock constraints \
+	e2e-distributed distributed-venv e2e-browser
 
-# Airflow's own constraints files cannot be downloaded here: the pins that matter for a version, with
-# where they came from, are in constraints/airflow-X.Y.Z.txt (none needed for 3.3.2 and 2.11.2).
-CONSTRAINTS := $(wildcard constraints/airflow-$(AIRFLOW_VERSION).txt)
+# uv (from PyPI, into a venv of its own) creates the virtualenvs and installs into them.
+UV_VERSION := 0.13.10
+UV_VENV := .venv-uv
+UV := $(UV_VENV)/bin/uv
+# Never download an interpreter: every venv uses $(PYTHON).
+export UV_PYTHON_DOWNLOADS := never
 
-$(STAMP): pyproject.toml $(CONSTRAINTS)
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) \
-		"apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,openlineage]"
-	@touch $@
+$(UV):
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# Every venv installs exactly one lock (constraints/*.txt: every package pinned, for Python 3.11 on Linux),
+# compiled by `make constraints` from constraints/inputs/*.in (the pins that matter, each with its reason)
+# and pyproject.toml, from releases uploaded before LOCK_DATE. To move on: change an input or LOCK_DATE,
+# run `make constraints`, then `.ci/run`; commit the locks with the run they passed.
+LOCK_DATE := 2026-12-07T00:00:00Z
+LOCK := constraints/airflow-$(AIRFLOW_VERSION).txt
+
+constraints: $(UV)
+	$(PYTHON) scripts/locks.py compile --uv $(UV) --exclude-newer $(LOCK_DATE)
+
+constraints/%.txt:
+	@echo "No lock $@: add constraints/inputs/$*.in and run make constraints." >&2
+	@exit 1
+
+# $(call install-locked,VENV,LOCK): the venv holds the lock and the project (editable, built by the lock's
+# hatchling), nothing else; scripts/locks.py check fails on any package or version outside the lock.
+define install-locked
+	$(UV) venv --quiet --clear --python $(PYTHON) $(1)
+	$(UV) pip sync --quiet --python $(1)/bin/python $(2)
+	$(UV) pip install --quiet --python $(1)/bin/python --no-deps --no-build-isolation -e .
+	$(1)/bin/python scripts/locks.py check $(2)
+	@touch $(1)/.installed
+endef
+
+$(STAMP): pyproject.toml $(LOCK) | $(UV)
+	$(call install-locked,$(VENV),$(LOCK))
 
 venv: $(STAMP)
+
+check-lock: $(STAMP)
+	$(BIN)/python scripts/locks.py check $(LOCK)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -38,11 +71,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# pytest exits 5 when it collects nothing; make treats every non-zero exit as a failure.
-unit: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Two tiers (tests/tiers.py): tests/standalone imports no Airflow and runs once, on both cores; the rest
+# runs on every Airflow version, in three xdist workers (most of its time is waiting on simulated videos
+# and analyses; a module's tests stay in one worker, so a real-Airflow run starts once).
+# pytest exits 5 when it collects nothing: make fails on it like any error.
+standalone: $(STAMP)
+	$(BIN)/python -m pytest --tier standalone -n 2 $(PYTEST_ARGS)
 
-test: lint typecheck unit
+AIRFLOW_TIER_ARGS ?= -n 3 --dist loadfile
+test-airflow: $(STAMP)
+	$(BIN)/python -m pytest --tier airflow $(AIRFLOW_TIER_ARGS) $(PYTEST_ARGS)
+
+test: lint typecheck standalone test-airflow
 
 # Extra arguments for scripts/demo.py, e.g. DEMO_ARGS='--timeout 300' (all of them: DEMO_ARGS=--help).
 DEMO_ARGS ?=
@@ -59,45 +99,35 @@ demo-events: $(STAMP)
 	$(BIN)/python scripts/demo_events.py $(DEMO_EVENTS_ARGS)
 
 # The demo with the web UI, then the connection form and the extra link checked in headless Chromium
-# (Debian's chromium, driven by the playwright package: no browser download). Where Chromium cannot be
-# installed the check is skipped with a message saying so.
-PLAYWRIGHT_VERSION ?= 1.65.2
-
+# (Debian's chromium, driven by the locked playwright package: no browser download). Where Chromium cannot
+# be installed the check is skipped with a message saying so.
 e2e-browser: $(STAMP)
 	@if scripts/install-browser.sh; then \
-		$(BIN)/python -m pip install --quiet --disable-pip-version-check "playwright==$(PLAYWRIGHT_VERSION)" && \
 		$(BIN)/python scripts/demo.py --browser-check $(DEMO_ARGS); \
 	else \
 		echo "SKIPPED make e2e-browser: Chromium could not be installed on this machine (see above)."; \
 	fi
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
 	$(BIN)/python benchmarks/run_all.py
 
-# The production-shaped run: its own virtualenv (Airflow with the celery and postgres extras), and
-# PostgreSQL and Redis from Debian's packages, installed when missing. The script starts and stops them.
+# The production-shaped run: its own virtualenv (Airflow with the celery and postgres extras, its own lock),
+# and PostgreSQL and Redis from Debian's packages, installed when missing. The script starts and stops them.
 DISTRIBUTED_AIRFLOW_VERSION ?= 3.3.2
 DIST_VENV ?= .venv-distributed-$(DISTRIBUTED_AIRFLOW_VERSION)
-DIST_BIN := $(DIST_VENV)/bin
 DIST_STAMP := $(DIST_VENV)/.installed
+DIST_LOCK := constraints/distributed-$(DISTRIBUTED_AIRFLOW_VERSION).txt
 # Extra arguments for scripts/e2e_distributed.py (all of them: E2E_ARGS=--help).
 E2E_ARGS ?=
 
-DIST_CONSTRAINTS := constraints/distributed-$(DISTRIBUTED_AIRFLOW_VERSION).txt
-
-$(DIST_STAMP): pyproject.toml $(DIST_CONSTRAINTS)
-	@test -x $(DIST_BIN)/python || $(PYTHON) -m venv $(DIST_VENV)
-	$(DIST_BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(DIST_BIN)/python -m pip install --quiet --disable-pip-version-check -c $(DIST_CONSTRAINTS) \
-		"apache-airflow[celery,postgres]==$(DISTRIBUTED_AIRFLOW_VERSION)" -e ".[test]"
-	@touch $@
+$(DIST_STAMP): pyproject.toml $(DIST_LOCK) | $(UV)
+	$(call install-locked,$(DIST_VENV),$(DIST_LOCK))
 
 distributed-venv: $(DIST_STAMP)
 
 e2e-distributed: $(DIST_STAMP)
 	scripts/install-services.sh
-	$(DIST_BIN)/python scripts/e2e_distributed.py $(E2E_ARGS)
+	$(DIST_VENV)/bin/python scripts/e2e_distributed.py $(E2E_ARGS)
 
 clean:
-	rm -rf .venv-airflow-* .venv-distributed-* build dist *.egg-info
+	rm -rf .venv-airflow-* .venv-distributed-* $(UV_VENV) build dist *.egg-info

@@ -16,16 +16,25 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
-# Before anything imports Airflow: never touch the developer's ~/airflow.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="aib-test-airflow-home-"))
+# Before anything imports Airflow: never touch the developer's ~/airflow (an AIRFLOW_HOME set by the user
+# wins). Each pytest-xdist worker gets its own home under the suite's, so its own SQLite metadata DB.
+_SUITE_HOME = "AIB_TEST_AIRFLOW_HOME"  # the home this suite made, inherited by xdist workers
+if "AIRFLOW_HOME" not in os.environ or _SUITE_HOME in os.environ:
+    _home = os.environ.setdefault(_SUITE_HOME, tempfile.mkdtemp(prefix="aib-test-airflow-home-"))
+    _home = os.path.join(_home, os.environ.get("PYTEST_XDIST_WORKER", ""))
+    os.environ["AIRFLOW_HOME"] = _home
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.join(_home, "dags")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", os.path.join(os.environ["AIRFLOW_HOME"], "dags"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.makedirs(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], exist_ok=True)
 
 import pytest  # noqa: E402 - after the environment above, which must precede any Airflow import
 
+# The test tiers (tests/standalone runs once, without Airflow; the rest on every version): tests/tiers.py.
+pytest_plugins = ["tests.tiers"]
+
 from airflow_provider_aiontheball.testing.simulator import Simulator, SimulatorConfig, SimulatorServer  # noqa: E402
-from tests.helpers import (  # noqa: E402 - imports Airflow
+from tests.helpers import (  # noqa: E402
     CONN_ENV,
     FAST_RETRY_EXTRA,
     FAST_SIMULATOR,
@@ -33,6 +42,7 @@ from tests.helpers import (  # noqa: E402 - imports Airflow
     TOKEN,
     CapturedLogs,
     connection_json,
+    reuse_in_process_execution_api,
 )
 
 
@@ -88,3 +98,4 @@ def airflow_db() -> None:
         [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    reuse_in_process_execution_api()

@@ -2,11 +2,13 @@
 context, simulator control calls and DAG files. Fixtures stay in ``conftest.py`` (never import it: pytest
 already loaded it, and a second import would make a second copy of everything in it).
 
-``conftest.py`` sets ``AIRFLOW_HOME`` before it imports this module, so Airflow may be imported here.
+Importing this module imports no Airflow (``tests/standalone`` uses it too); what needs Airflow imports it
+when called. ``conftest.py`` sets ``AIRFLOW_HOME`` before anything imports Airflow.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -18,13 +20,6 @@ from typing import Any
 
 import pytest
 import requests
-
-try:  # Airflow 3.3+: the task state store that durable create operators use
-    from airflow.sdk.execution_time.context import TaskStateStoreAccessor  # noqa: F401
-
-    HAS_TASK_STATE_STORE = True
-except ImportError:
-    HAS_TASK_STATE_STORE = False
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS = REPO / "example_dags"
@@ -42,6 +37,18 @@ FAST_SIMULATOR = {
     "analysis_seconds": 1.0,
     "analysis_aggregating_seconds": 0.2,
 }
+
+
+def __getattr__(name: str) -> Any:
+    """``HAS_TASK_STATE_STORE``: whether this Airflow has the task state store of durable create operators
+    (3.3+); computed on first use, so that importing this module imports no Airflow."""
+    if name != "HAS_TASK_STATE_STORE":
+        raise AttributeError(name)
+    try:
+        from airflow.sdk.execution_time.context import TaskStateStoreAccessor  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def connection_json(base_url: str, token: str = TOKEN, **extra: object) -> str:
@@ -118,6 +125,35 @@ def stats(server: Any) -> dict[str, Any]:
     """The simulator's counters (``GET /_control/stats``)."""
     counters: dict[str, Any] = requests.get(f"{server.control_url}/stats", timeout=5).json()
     return counters
+
+
+def reuse_in_process_execution_api() -> None:
+    """Make ``dag.test()`` on Airflow 3.0-3.2 build its in-process execution API once per process, as 3.3 does.
+
+    Before 3.3 every task of a ``dag.test()`` builds the whole execution API app (FastAPI + Cadwyn), 1-4 s
+    per task on two cores: most of a ``dag.test()``. Airflow 3.3 caches it (apache/airflow#65235: an
+    ``lru_cache`` on ``in_process_api_server``, and ``_api_client(dag=None)`` drops the previous DAG's
+    dag-bag override); this applies the same two changes to older 3.x, for the tests only.
+    """
+    try:
+        from airflow.sdk.execution_time import supervisor
+    except ImportError:  # Airflow 2: dag.test() has no execution API
+        return
+    server = supervisor.in_process_api_server
+    if hasattr(server, "cache_info"):  # 3.3+, or already done
+        return
+    cached = functools.lru_cache(maxsize=1)(server)
+    supervisor.in_process_api_server = cached
+    make_client = supervisor.InProcessTestSupervisor._api_client
+
+    def api_client(dag: Any = None) -> Any:
+        if dag is None:
+            from airflow.api_fastapi.common.dagbag import dag_bag_from_app
+
+            cached().app.dependency_overrides.pop(dag_bag_from_app, None)
+        return make_client(dag)
+
+    supervisor.InProcessTestSupervisor._api_client = staticmethod(api_client)
 
 
 def load_dag_file(source: Path) -> Any:

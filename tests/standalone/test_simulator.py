@@ -36,8 +36,8 @@ from airflow_provider_aiontheball.testing.simulator import (
     SimulatorServer,
     tracking_sample_rows,
 )
+from tests.helpers import REPO
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "test-token"
 URL = "https://example.com/match.mp4"
 
@@ -1806,7 +1806,7 @@ def test_simulator_does_not_import_airflow() -> None:
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         timeout=60,
@@ -1833,7 +1833,7 @@ def test_cli_serves_and_exits_on_sigterm(tmp_path: Path) -> None:
             "--ready-file",
             str(ready),
         ],
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -1874,7 +1874,7 @@ def test_cli_exits_on_sigint(tmp_path: Path) -> None:
             "--ready-file",
             str(ready),
         ],
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
