@@ -831,8 +831,12 @@ class AirflowHarness:
         if self.major >= 3:
             # Only the execution API unless asked for the UI: what workers need.
             apps = "all" if self.config.ui else "execution"
+            # One uvicorn worker (Airflow's default is 4): each imports all of Airflow at start, and on a loaded
+            # 2-core machine uvicorn kills a worker that misses its 5 s health check, starts another, and the
+            # API server never becomes ready (seen on 3.0.6 with the suite on three xdist workers).
+            api = ["api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--apps", apps, "--workers", "1"]
             return [
-                ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--apps", apps]),
+                ("api-server", api),
                 ("scheduler", ["scheduler", "--skip-serve-logs"]),
                 ("dag-processor", ["dag-processor"]),
                 ("triggerer", ["triggerer", "--skip-serve-logs"]),

@@ -70,6 +70,10 @@ with DAG("{dag_id}", schedule=None, start_date=dt.datetime(2025, 1, 1), catchup=
     video >> analysis >> [to_files, to_xcom]
 
 if __name__ == "__main__":
+    sys.path.insert(0, {repo!r})
+    from tests.helpers import reuse_in_process_execution_api
+
+    reuse_in_process_execution_api()  # as the test process does (Airflow 3.0-3.2)
     run = dag.test()
     print("AIB-STATES " + json.dumps({{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}))
 """
@@ -81,7 +85,7 @@ def run_with_openlineage(
     """Run the DAG in a child process with the file transport; its task states and the emitted events."""
     events_file = tmp_path / "openlineage.jsonl"
     dag_file = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / f"{dag_id}.py"
-    dag_file.write_text(DAG_FILE.format(dag_id=dag_id, **dag_args))
+    dag_file.write_text(DAG_FILE.format(dag_id=dag_id, repo=str(REPO), **dag_args))
     env = {
         **os.environ,
         **conn_env,
