@@ -2,6 +2,7 @@
 #   make test                          lint + type check + every test on Airflow $(AIRFLOW_VERSION)
 #   make test AIRFLOW_VERSION=2.11.2   the same on Airflow 2
 #   make constraints                   regenerate the locks in constraints/ (on purpose; see below)
+#   make soak                          thousands of generated fault histories (make test runs a fast profile)
 #   make demo                          an end-to-end run against the bundled simulator (no token needed)
 #   make demo-events                   the event-driven example pair (AssetWatcher, Airflow 3) against the simulator
 #   make bench                         the benchmarks (see benchmarks/README.md)
@@ -18,7 +19,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test lint typecheck standalone test-airflow demo demo-events bench clean venv check-lock constraints \
+.PHONY: test lint typecheck standalone test-airflow soak demo demo-events bench clean venv check-lock constraints \
 	e2e-distributed distributed-venv e2e-browser
 
 # uv (from PyPI, into a venv of its own) creates the virtualenvs and installs into them.
@@ -83,6 +84,11 @@ test-airflow: $(STAMP)
 	$(BIN)/python -m pytest --tier airflow $(AIRFLOW_TIER_ARGS) $(PYTEST_ARGS)
 
 test: lint typecheck standalone test-airflow
+
+# Thousands of generated fault histories of create → wait → results (tests/test_histories.py; make test runs
+# a fast profile of the same). A failure prints the seed: AIB_HISTORY_SEED=<seed> make soak replays it.
+soak: $(STAMP)
+	AIB_HISTORIES=soak $(BIN)/python -m pytest --tier airflow tests/test_histories.py $(PYTEST_ARGS)
 
 # Extra arguments for scripts/demo.py, e.g. DEMO_ARGS='--timeout 300' (all of them: DEMO_ARGS=--help).
 DEMO_ARGS ?=

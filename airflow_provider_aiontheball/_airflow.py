@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         BaseSensorOperator,
         PokeReturnValue,
         conf,
+        mask_secret,
     )
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "BaseSensorOperator",
     "PokeReturnValue",
     "conf",
+    "mask_secret",
 ]
 
 #: name → its modules, newest Airflow first (Airflow 3.2+ / 3.0+, then Airflow 2 and 3.0-3.1).
@@ -41,6 +43,7 @@ _LOCATIONS: dict[str, tuple[str, ...]] = {
     "AirflowSensorTimeout": ("airflow.sdk.exceptions", "airflow.exceptions"),
     "AirflowSkipException": ("airflow.sdk.exceptions", "airflow.exceptions"),
     "conf": ("airflow.sdk.configuration", "airflow.configuration"),
+    "mask_secret": ("airflow.sdk.log", "airflow.sdk.execution_time.secrets_masker", "airflow.utils.log.secrets_masker"),
 }
 
 

@@ -23,6 +23,14 @@ DEFAULT_RETRY_LIMIT = 5
 DEFAULT_RETRY_MIN_WAIT = 1.0
 #: Cap of the backoff: a task should not sleep for minutes inside one call.
 DEFAULT_RETRY_MAX_WAIT = 60.0
+#: Largest JSON response read, in MiB once decompressed (connection extra ``max_response_mb``). A summary or an
+#: events list is far smaller; a body that inflates to gigabytes must fail its request, not take the worker —
+#: or the triggerer, with every wait in it — down with it.
+DEFAULT_MAX_RESPONSE_MB = 64
+#: A body larger than this is decoded in a worker thread, never on the triggerer's event loop.
+PARSE_OFF_LOOP_BYTES = 256 * 1024
+#: Most redirects a download follows (a tracking file served from a CDN); JSON endpoints follow none.
+MAX_DOWNLOAD_REDIRECTS = 5
 #: Connections per (event loop, base URL). Polls are short; 1,000 waiting triggers poll far less
 #: than 32 at a time, and a burst queues for a free connection instead of opening hundreds.
 DEFAULT_POOL_LIMIT = 32

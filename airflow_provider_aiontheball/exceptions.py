@@ -11,7 +11,7 @@ sync and the async client alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -195,6 +195,26 @@ def bad_input_fails_task() -> Iterator[None]:
         raise
     except ValueError as exc:
         raise AIOnTheBallInputError(str(exc)) from None
+
+
+def refusal_fails_task(
+    exc: BaseException, *, conn_id: str, action: str, fields: Iterable[str]
+) -> AIOnTheBallError | None:
+    """The error that ends the task without retries when the API refused ``action`` for a reason no retry
+    changes: the token (401/403, naming the connection) or submitted ``fields`` (400/422 whose errors all
+    name one of them). ``None`` for anything else (a 404, 409 or 429 keeps its own error and retries).
+    """
+    if isinstance(exc, AIOnTheBallAuthError):
+        return AIOnTheBallTerminalError(
+            f"connection {conn_id!r}: the API refused its token for {action} ({exc.status_code}: {exc.detail}); "
+            "put a valid API token in the connection's password, then clear the task"
+        )
+    if isinstance(exc, AIOnTheBallAPIError) and exc.status_code in (400, 422):
+        named = set(fields)
+        if exc.errors and set(exc.errors) <= named:
+            rejected = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in exc.errors.items())
+            return AIOnTheBallInputError(f"{rejected} (the API rejected {action} with {exc.status_code})")
+    return None
 
 
 def _rebuild(cls: type[Exception], kwargs: dict[str, Any]) -> Exception:

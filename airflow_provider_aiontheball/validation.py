@@ -146,6 +146,21 @@ def url_secrets(url: Any) -> list[str]:
     return secrets
 
 
+def url_identity(url: str) -> str:
+    """What names the file a URL points at: scheme, host, port and path, lower-cased where URLs are
+    case-blind. Its query and fragment — a presigned URL's signature and expiry, fresh at every render —
+    and any credentials are left out. The exactly-once fingerprint uses it (``operators/video.py``)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return display_url(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return f"{parts.scheme.lower()}://{host}{f':{port}' if port else ''}{parts.path}"
+
+
 def display_url(url: str) -> str:
     """A URL for logs and XCom: scheme, host and path; query, fragment and credentials become ``***``."""
     head = url.split("?", 1)[0].split("#", 1)[0]

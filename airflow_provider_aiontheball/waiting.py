@@ -302,6 +302,10 @@ class Wait:
         whose next poke is Airflow's ``poke_interval``).
     :param clock: monotonic clock (time between status changes in log lines). Default ``time.monotonic``.
     :param wall_clock: wall clock (deadline, how long the whole wait took). Default ``time.time``.
+    :param polled_before: a request on this connection succeeded for this wait before it started here (the
+        sensor's poke before deferring, the POST of a create operator, an earlier poke in reschedule mode):
+        a refused token is then a rotation in progress, tolerated within the error budget like a 503, not a
+        wrong token. Default False: a wait whose very first request is refused fails at once.
     :param jitter: spreads the polls of waits started together (:class:`~airflow_provider_aiontheball.polling.Jitter`):
         every delay :meth:`decide` returns and the triggerer's first poll (:meth:`first_poll_delay`).
         Give it a seeded ``random.Random`` for a reproducible schedule. Default: ±10 %, first poll within
@@ -319,6 +323,7 @@ class Wait:
     announce_delay: bool = True
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
+    polled_before: bool = False
     jitter: Jitter = DEFAULT_JITTER  # frozen and shared: nothing per wait (1,000 of them in a triggerer)
     last_status: str | None = field(default=None, init=False)
     #: The resource as last fetched (``None`` before the first successful poll).
@@ -430,12 +435,17 @@ class Wait:
         )
         return Decision(None, last_status=self.last_status, delay=delay, cause=exc)
 
+    @property
+    def succeeded_before(self) -> bool:
+        """Whether a request of this wait has succeeded: a poll here, or one before it started here."""
+        return self.polled_before or self.last_resource is not None
+
     def tolerates(self, exc: BaseException) -> bool:
         """Whether the wait goes on after ``exc``, within its error budget: transient trouble
-        (:func:`is_transient`), and a refused token once this wait has polled successfully — a rotation
+        (:func:`is_transient`), and a refused token once this wait has succeeded before — a rotation
         in progress (the old token revoked before the connection holds the new one; the hook reloads
-        the connection on every refusal), not a wrong token, which fails the first poll at once."""
-        return is_transient(exc) or (isinstance(exc, AIOnTheBallAuthError) and self.last_resource is not None)
+        the connection on every refusal), not a wrong token, which fails the first request at once."""
+        return is_transient(exc) or (isinstance(exc, AIOnTheBallAuthError) and self.succeeded_before)
 
     def _terminal_error_message(self, exc: Exception) -> str | None:
         """The message for an error that ends the wait for good (resource gone, access refused), else None."""
@@ -443,7 +453,7 @@ class Wait:
             return f"cannot follow {self.name}: {exc.detail}; give the video_id to follow it through its video"
         if isinstance(exc, AIOnTheBallNotFoundError):
             return f"{self.name} no longer exists ({exc.detail})"
-        if isinstance(exc, AIOnTheBallAuthError) and self.last_resource is None:
+        if isinstance(exc, AIOnTheBallAuthError) and not self.succeeded_before:
             return (
                 f"connection {self.conn_id!r} was refused with {exc.status_code} while waiting for {self.name}: "
                 f"check its API token and access ({exc.detail})"
@@ -602,6 +612,8 @@ def poke(wait: Wait, fetch: Callable[[], dict[str, Any]], context: Any, *, resch
     """
     store = context.get("task_state_store") if reschedule else None
     saved = store.get(STATE_KEY_POKE_ERRORS) if store is not None else None
+    if reschedule and not wait.succeeded_before:
+        wait.polled_before = poked_before(context)
     if store is not None:
         wait.budget.restore(saved)
     try:
@@ -616,6 +628,29 @@ def poke(wait: Wait, fetch: Callable[[], dict[str, Any]], context: Any, *, resch
         else:
             store.delete(STATE_KEY_POKE_ERRORS)
     return decision.resource
+
+
+def poked_before(context: Any) -> bool:
+    """Whether a reschedule-mode sensor poked before this poke (Airflow recorded a reschedule of it)."""
+    ti = context.get("ti") if context else None
+    first = getattr(ti, "get_first_reschedule_date", None)
+    if first is not None:  # Airflow 3 (and the tests' stand-in)
+        return first(context) is not None
+    try:  # Airflow 2: the reschedules of this try in the metadata DB
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.models.taskreschedule import TaskReschedule
+        from airflow.utils.session import create_session
+    except ImportError:
+        return False
+    if not isinstance(ti, TaskInstance):
+        return False
+    with create_session() as session:
+        row = (
+            session.query(TaskReschedule.id)
+            .filter_by(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index)
+            .first()
+        )
+    return row is not None
 
 
 def raise_for(

@@ -43,6 +43,7 @@ from tests.helpers import (  # noqa: E402
     CapturedLogs,
     connection_json,
     reuse_in_process_execution_api,
+    structlog_entries,
 )
 
 
@@ -72,23 +73,8 @@ def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[CapturedLogs]:
     caplog.set_level(logging.DEBUG)
     for name in ("airflow.task", "airflow.triggers", "airflow_provider_aiontheball"):
         caplog.set_level(logging.DEBUG, logger=name)  # Airflow 2 gives its task logger its own level
-    try:
-        import structlog
-        from structlog.testing import LogCapture
-    except ImportError:  # Airflow 2: everything goes through stdlib logging
-        yield CapturedLogs(caplog)
-        return
-    capture = LogCapture()
-    previous = structlog.get_config()
-    structlog.configure(
-        processors=[structlog.stdlib.PositionalArgumentsFormatter(), capture],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
-        cache_logger_on_first_use=False,
-    )
-    try:
-        yield CapturedLogs(caplog, capture.entries)
-    finally:
-        structlog.configure(**previous)
+    with structlog_entries() as entries:
+        yield CapturedLogs(caplog, entries)
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,15 @@ when called. ``conftest.py`` sets ``AIRFLOW_HOME`` before anything imports Airfl
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +92,53 @@ def task_context(try_number: int = 1, run_started: Any = None, try_started: Any 
     """A minimal execution context: ``ti`` (recording XComs, with the try's start date) and ``dag_run``
     (with its start date)."""
     return {"ti": RecordingTaskInstance(try_number, try_started), "dag_run": FakeDagRun(run_started)}
+
+
+class RecordingStateStore:
+    """Stand-in for ``context["task_state_store"]`` (Airflow 3.3's ``get``/``set``/``delete``), kept
+    across "tries" the way Airflow keeps it for a task instance."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def get(self, key: str, default: object = None) -> object:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: object) -> None:
+        assert value is not None
+        self.values[key] = json.loads(json.dumps(value))  # JSON only, as the real store
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def durable_context(store: RecordingStateStore, try_number: int, run_started: Any = None) -> dict:
+    context = task_context(try_number=try_number, run_started=run_started)
+    context["task_state_store"] = store
+    return context
+
+
+@contextlib.contextmanager
+def structlog_entries() -> Iterator[list[dict[str, Any]]]:
+    """Every structlog entry at DEBUG while open (Airflow 3 logs ``self.log`` of hooks, operators and
+    triggers through structlog); an empty list on Airflow 2, where stdlib logging has them all."""
+    try:
+        import structlog
+        from structlog.testing import LogCapture
+    except ImportError:
+        yield []
+        return
+    capture = LogCapture()
+    previous = structlog.get_config()
+    structlog.configure(
+        processors=[structlog.stdlib.PositionalArgumentsFormatter(), capture],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        yield capture.entries
+    finally:
+        structlog.configure(**previous)
 
 
 @dataclass

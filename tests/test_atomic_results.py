@@ -155,3 +155,36 @@ def test_successful_run_leaves_only_the_final_files(aiontheball_conn, analysis_i
     assert isinstance(json.loads((base / names["events"]).read_text()), list)
     tracking = (base / names["tracking"]).read_bytes()
     assert tracking[:4] == tracking[-4:] == b"PAR1", "a whole Parquet file"
+
+
+@pytest.mark.parametrize(
+    "via", [pytest.param("operator", id="results-operator"), pytest.param("hook", id="hook-download")]
+)
+def test_a_local_file_reaches_the_disk_before_its_name_does(aiontheball_conn, analysis_id, tmp_path, monkeypatch, via):
+    """fsync of the data, then the rename, then fsync of the directory: after a power loss the final name
+    holds the whole file or the old one, never a complete-looking name over partial data. (A spy on the
+    two system calls, which still run: nothing else can observe durability short of cutting the power.)"""
+    import os
+
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, Path.replace
+
+    def fsync(fd: int) -> None:
+        calls.append("fsync-dir" if Path(f"/proc/self/fd/{fd}").resolve().is_dir() else "fsync-file")
+        real_fsync(fd)
+
+    def replace(self: Path, target: Any) -> Path:
+        calls.append("rename")
+        return real_replace(self, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(Path, "replace", replace)
+    target = tmp_path / "out"
+    if via == "operator":
+        AIOnTheBallAnalysisResultsOperator(
+            task_id="results", analysis_id=analysis_id, results=["summary"], output_path=str(target)
+        ).execute(task_context())
+    else:
+        target.mkdir()
+        AIOnTheBallHook().download_tracking(analysis_id, target / "tracking.parquet")
+    assert calls == ["fsync-file", "rename", "fsync-dir"]

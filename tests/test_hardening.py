@@ -61,7 +61,15 @@ FAST = {"poll_interval": 0.2, "min_poll_interval": 0.02}
 # 1. Presigned URLs are credentials
 # --------------------------------------------------------------------------------------------------
 
-LEAK_DAG = f"""
+
+def presigned(signature: str) -> str:
+    return (
+        "https://matches.s3.eu-west-1.amazonaws.com/2025/ajax-psv.mp4"
+        f"?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={CREDENTIAL}&X-Amz-Expires=3600&X-Amz-Signature={signature}"
+    )
+
+
+LEAK_DAG = """
 import datetime as dt
 
 try:
@@ -71,18 +79,19 @@ except ImportError:  # Airflow 2
 
 from airflow_provider_aiontheball.operators.video import AIOnTheBallCreateVideoOperator
 
-with DAG("presigned_url_leak_probe", schedule=None, start_date=dt.datetime(2025, 1, 1), catchup=False) as dag:
-    AIOnTheBallCreateVideoOperator(
-        task_id="create_video",
-        video_file_url="{{{{ params.url }}}}",
-        params={{"url": "{PRESIGNED}"}},
-        title="Ajax vs PSV",
-        wait_for_available=True,
-        deferrable=True,
-        poll_interval=0.2,
-        min_poll_interval=0.05,
-    )
+WAIT = dict(wait_for_available=True, deferrable=True, poll_interval=0.2, min_poll_interval=0.05)
+
+with DAG("{dag_id}", schedule=None, start_date=dt.datetime(2025, 1, 1), catchup=False, params={{"url": "{url}"}}) as dag:
+{task}
 """
+#: The URL rendered from a template (a signature per render), unmapped and mapped; and literal in a mapped
+#: task's list. Airflow's mapped rendering never calls an operator's render_template_fields.
+LEAK_TASKS = {
+    "unmapped": '    AIOnTheBallCreateVideoOperator(task_id="create_video", video_file_url="{{{{ params.url }}}}", '
+    'title="Ajax vs PSV", **WAIT)',
+    "mapped": '    AIOnTheBallCreateVideoOperator.partial(task_id="create_video", title="Ajax vs PSV", **WAIT).expand(\n'
+    '        video_file_url=["{{{{ params.url }}}}", "{literal}"]\n    )',
+}
 
 
 def _stored_text(dag_id: str) -> str:
@@ -104,12 +113,20 @@ def _stored_text(dag_id: str) -> str:
 
 
 @pytest.mark.simulator(echo_submitted_fields=True)  # the worst case: a server that echoes the URL back
-def test_a_presigned_signature_never_reaches_logs_rendered_fields_or_xcom(airflow_db, aiontheball_conn, all_logs):
-    dag = write_dag(LEAK_DAG, "presigned_url_leak_probe")
+@pytest.mark.parametrize("shape", sorted(LEAK_TASKS))
+def test_a_presigned_signature_never_reaches_logs_rendered_fields_or_xcom(
+    airflow_db, aiontheball_conn, all_logs, shape
+):
+    # Signatures of their own per test: the secrets masker is process-wide, one test must not hide another's.
+    rendered, literal = presigned(f"{shape}-rendered-{SIGNATURE}"), presigned(f"{shape}-literal-{SIGNATURE}")
+    dag_id = f"presigned_url_leak_probe_{shape}"
+    dag = write_dag(
+        LEAK_DAG.format(dag_id=dag_id, url=rendered, task=LEAK_TASKS[shape].format(literal=literal)), dag_id
+    )
     dag_run = dag.test()
-    assert states(dag_run) == {("create_video", -1): "success"}
-    posted = api_requests(aiontheball_conn, "POST", "/videos")[0]["body"]["video_file_url"]
-    assert posted == PRESIGNED, "the API still gets the full URL"
+    assert set(states(dag_run).values()) == {"success"}
+    posted = {r["body"]["video_file_url"] for r in api_requests(aiontheball_conn, "POST", "/videos")}
+    assert posted == ({rendered, literal} if shape == "mapped" else {rendered}), "the API still gets the full URLs"
     stored = _stored_text(dag.dag_id)
     # Every log line as written (Airflow 3's own DEBUG line "Sending request MaskSecret(value=...)" of its
     # task-runner protocol carries the secret as a structured field, never in a message: not ours).

@@ -209,17 +209,19 @@ def test_slow_response_times_out_and_get_is_retried(aiontheball_conn):
         hook.get_video(video_id)
 
 
-def test_connection_refused_is_transport_error(monkeypatch):
-    monkeypatch.setenv(CONN_ENV, connection_json("http://127.0.0.1:9/api/v1", retry_limit=1, retry_min_wait=0.01))
-    with pytest.raises(AIOnTheBallTransportError, match="could not connect") as excinfo:
-        AIOnTheBallHook().get_video(1)
-    assert not excinfo.value.may_have_reached_server
-
-
 def test_plain_http_to_remote_host_refused_before_any_request(monkeypatch):
     monkeypatch.setenv(CONN_ENV, connection_json("http://aiontheball.nl/api/v1"))
     with pytest.raises(AIOnTheBallConfigurationError, match="clear text"):
         AIOnTheBallHook().get_video(1)
+
+
+def test_test_connection_sends_one_request_whatever_the_retry_policy(aiontheball_conn):
+    """The UI's Test button answers after one attempt, not after the retry policy's back-off (~20 s)."""
+    inject(aiontheball_conn, kind="status", status=503, count=10, method="GET", path="/videos")
+    ok, message = AIOnTheBallHook(retry_limit=5, retry_min_wait=30).test_connection()
+    assert not ok
+    assert "503" in message
+    assert len(api_requests(aiontheball_conn, "GET", "/videos")) == 1
 
 
 def test_test_connection_reports_success_and_failure(aiontheball_conn, monkeypatch):

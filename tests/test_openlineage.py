@@ -34,6 +34,7 @@ QUERY = {"filters": [{"type": "team_possession", "teams": ["team_0"]}], "pad_sec
 DAG_FILE = """
 import datetime as dt
 import json
+from pathlib import Path
 import sys
 
 try:
@@ -75,7 +76,9 @@ if __name__ == "__main__":
 
     reuse_in_process_execution_api()  # as the test process does (Airflow 3.0-3.2)
     run = dag.test()
-    print("AIB-STATES " + json.dumps({{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}))
+    # A file, not stdout: the listener's threads log to stdout and can land inside a printed line.
+    states = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
+    Path({states!r}).write_text(json.dumps(states))
 """
 
 
@@ -85,7 +88,8 @@ def run_with_openlineage(
     """Run the DAG in a child process with the file transport; its task states and the emitted events."""
     events_file = tmp_path / "openlineage.jsonl"
     dag_file = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / f"{dag_id}.py"
-    dag_file.write_text(DAG_FILE.format(dag_id=dag_id, repo=str(REPO), **dag_args))
+    states_file = tmp_path / "task_states.json"
+    dag_file.write_text(DAG_FILE.format(dag_id=dag_id, repo=str(REPO), states=str(states_file), **dag_args))
     env = {
         **os.environ,
         **conn_env,
@@ -98,8 +102,7 @@ def run_with_openlineage(
         [sys.executable, str(dag_file)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    [line] = [line for line in proc.stdout.splitlines() if line.startswith("AIB-STATES ")]
-    task_states = json.loads(line.removeprefix("AIB-STATES "))
+    task_states = json.loads(states_file.read_text())
     assert events_file.exists(), "no OpenLineage event was written:\n" + proc.stderr[-3000:]
     events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
     return task_states, events

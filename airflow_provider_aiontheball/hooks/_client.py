@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_aiontheball import __version__
@@ -36,10 +36,12 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_BASE_URL,
     DEFAULT_CONN_ID,
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_MB,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_RETRY_LIMIT,
     DEFAULT_RETRY_MAX_WAIT,
     DEFAULT_RETRY_MIN_WAIT,
+    MAX_DOWNLOAD_REDIRECTS,
     MAX_LIST_PAGES,
     RETRY_AFTER_CAP_SECONDS,
     RETRY_AFTER_FLOOR_SECONDS,
@@ -69,6 +71,7 @@ RETRY_ANY_METHOD_STATUSES = frozenset({429})
 RETRY_IDEMPOTENT_STATUSES = frozenset({502, 503, 504})
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -116,6 +119,8 @@ class ClientSettings:
     #: triggerer send on this connection together (``hooks/_async_sessions.RequestBudget``). ``None``: no
     #: cap. Tasks (the sync hook) do not apply it.
     max_requests_per_second: float | None = None
+    #: Connection extra ``max_response_mb``: the largest response body read (decompressed), in bytes.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_MB * 1024 * 1024
 
     def headers(self, *, has_body: bool) -> dict[str, str]:
         """The request headers; the only place ``Authorization`` is written."""
@@ -131,9 +136,25 @@ class ClientSettings:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    @property
+    def server(self) -> str:
+        """``host:port`` of the base URL, for messages about connecting to it."""
+        return host_and_port(self.base_url)
+
     def redact(self, text: str) -> str:
         """Remove the token from ``text`` (a server might echo it back in an error message)."""
         return text.replace(self.token, "***") if self.token else text
+
+
+def host_and_port(url: str) -> str:
+    """``host:port`` of ``url`` (the scheme's default port when it names none); never its path or query."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 443)
+    except ValueError:
+        return "(invalid URL)"
+    host = parts.hostname or "(no host)"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def is_loopback_host(hostname: str) -> bool:
@@ -268,6 +289,8 @@ def resolve_settings(
         policy = RetryPolicy(policy.retry_limit, policy.min_wait, _number(value, "retry_max_wait", conn_id))
     # Validated here for both hooks, so a bad value fails a task as clearly as a trigger, before any request.
     max_rate = _extra_value(extra, "max_requests_per_second")
+    max_mb = _extra_value(extra, "max_response_mb")
+    max_bytes = DEFAULT_MAX_RESPONSE_MB if max_mb is None else _number(max_mb, "max_response_mb", conn_id)
     return ClientSettings(
         conn_id=conn_id,
         base_url=base_url,
@@ -276,7 +299,49 @@ def resolve_settings(
         read_timeout=read_timeout,
         retry=policy,
         max_requests_per_second=None if max_rate is None else _number(max_rate, "max_requests_per_second", conn_id),
+        max_response_bytes=int(max_bytes * 1024 * 1024),
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# The server's clock
+# --------------------------------------------------------------------------------------------------
+
+
+class ServerClock:
+    """The API server's time, learnt from the ``Date`` header of its responses (RFC 9110: whole seconds).
+
+    A response whose ``Date`` says ``D`` was generated at server time ``D`` or later, and we received it
+    after that: so at our local time ``t`` of receipt the server's clock read at least ``D``, and its offset
+    from ours is at least ``D - t``. The largest such bound over every response is kept (:meth:`floor_at`
+    never claims a server time that has not provably passed). The create operators compare it with the
+    ``created_at`` the server lists, so their own clock's skew never matters.
+    """
+
+    def __init__(self, local: Callable[[], float] = time.time) -> None:
+        #: This process's clock (epoch seconds); a test may put it ahead of or behind the server's.
+        self.local = local
+        self._offset_floor: float | None = None
+
+    def observe(self, date_header: str | None, received_at: float | None = None) -> None:
+        """Learn from one response's ``Date`` header, received at local epoch ``received_at`` (default: now)."""
+        if received_at is None:
+            received_at = self.local()
+        if not date_header:
+            return
+        try:
+            date = email.utils.parsedate_to_datetime(date_header)
+        except (TypeError, ValueError, IndexError):
+            return
+        if date is None or date.tzinfo is None:  # RFC 9110 dates are GMT; a zone-less one is not trusted
+            return
+        offset = date.timestamp() - received_at
+        if math.isfinite(offset) and (self._offset_floor is None or offset > self._offset_floor):
+            self._offset_floor = offset
+
+    def floor_at(self, local: float) -> float | None:
+        """The earliest the server's clock can read at local epoch ``local``; ``None`` before any ``Date``."""
+        return None if self._offset_floor is None else local + self._offset_floor
 
 
 # --------------------------------------------------------------------------------------------------
@@ -324,14 +389,93 @@ class ApiRequest:
         return json.dumps(self.json_body, separators=(",", ":")).encode()
 
 
-def connect_timeout_error(settings: ClientSettings, request: ApiRequest) -> AIOnTheBallTimeoutError:
-    """No connection within the connect timeout: the request never left, so it is safe to re-send."""
+def connect_timeout_error(
+    settings: ClientSettings, request: ApiRequest, url: str | None = None
+) -> AIOnTheBallTimeoutError:
+    """No connection within the connect timeout: the request never left, so it is safe to re-send.
+
+    :param url: the URL it went to, when not the base URL (a download's redirect). Default: the base URL.
+    """
     return AIOnTheBallTimeoutError(
         method=request.method,
         path=request.path,
-        reason=f"no connection within {settings.connect_timeout:g} s",
+        reason=f"no connection to {host_and_port(url or settings.base_url)} within {settings.connect_timeout:g} s "
+        "(timed out)",
         may_have_reached_server=False,
     )
+
+
+#: Why a connection could not be made, as :func:`connect_error` words it.
+ConnectFailure = Literal["dns", "refused", "other"]
+
+
+def connect_error(
+    settings: ClientSettings, request: ApiRequest, kind: ConnectFailure, detail: str, url: str | None = None
+) -> AIOnTheBallTransportError:
+    """No connection could be made (the request never left): names ``host:port`` and what failed, so a wrong
+    base URL, a down server and a firewall read differently. Both hooks classify their library's error
+    into ``kind``; the words are chosen here, once."""
+    server = host_and_port(url or settings.base_url)
+    host = server.rsplit(":", 1)[0]
+    reason = {
+        "dns": f"could not resolve the host name {host} (DNS)",
+        "refused": f"connection refused by {server}",
+        "other": f"could not connect to {server}",
+    }[kind]
+    return AIOnTheBallTransportError(
+        method=request.method,
+        path=request.path,
+        reason=truncate(settings.redact(f"{reason}: {detail}" if detail else reason), 200),
+        may_have_reached_server=False,
+    )
+
+
+def body_too_large(settings: ClientSettings, request: ApiRequest, status: int) -> AIOnTheBallInvalidResponseError:
+    """A response body past ``max_response_bytes`` (decompressed): its reading stopped there."""
+    return AIOnTheBallInvalidResponseError(
+        status_code=status,
+        method=request.method,
+        path=request.path,
+        detail=f"the response body is larger than {settings.max_response_bytes / 1024 / 1024:g} MiB once "
+        "decompressed; not read further (connection extra max_response_mb)",
+    )
+
+
+def redirect_target(
+    settings: ClientSettings, request: ApiRequest, url: str, status: int, location: str | None, hops: int
+) -> str:
+    """Where a download's redirect leads: an absolute https URL (http only on loopback), at most
+    ``MAX_DOWNLOAD_REDIRECTS`` hops. The caller sends no ``Authorization`` there: the token is for the API.
+
+    :raises AIOnTheBallInvalidResponseError: a redirect that cannot be followed (message without the
+        target's query: a CDN's signed URL).
+    """
+    from urllib.parse import urljoin
+
+    def refuse(why: str) -> AIOnTheBallInvalidResponseError:
+        return AIOnTheBallInvalidResponseError(
+            status_code=status, method=request.method, path=request.path, detail=f"redirect not followed: {why}"
+        )
+
+    if not location:
+        raise refuse(f"{status} without a Location header")
+    if hops >= MAX_DOWNLOAD_REDIRECTS:
+        raise refuse(f"more than {MAX_DOWNLOAD_REDIRECTS} redirects (the last to {safe_url(location)})")
+    target = urljoin(url, location.strip())
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        raise refuse(f"its target {safe_url(location)} is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if (
+        not parts.hostname
+        or scheme not in ("https", "http")
+        or (scheme == "http" and not is_loopback_host(parts.hostname))
+    ):
+        raise refuse(f"its target {safe_url(target)} is not an https URL")
+    if parts.username or parts.password:
+        raise refuse(f"its target {safe_url(target)} carries credentials")
+    return target
 
 
 def read_timeout_error(settings: ClientSettings, request: ApiRequest) -> AIOnTheBallTimeoutError:
@@ -438,14 +582,16 @@ def interpret_response(
         except ValueError:
             payload = None
         message, errors = _server_message(payload)
-        if errors:  # 422: "date: The date field must match the format Y-m-d."
+        if 300 <= status < 400:  # JSON endpoints never redirect. Neither the target nor a body that may
+            # repeat it is quoted whole: a CDN's redirect carries a signature.
+            location = headers.get("Location")
+            detail = f"unexpected redirect to {safe_url(location) if location else '(no Location header)'}"
+        elif errors:  # 422: "date: The date field must match the format Y-m-d."
             detail = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in errors.items())
         elif message:
             detail = message
         elif text.strip():
             detail = text
-        elif 300 <= status < 400:
-            detail = f"unexpected redirect to {headers.get('Location', '(no Location header)')}"
         else:
             detail = "(empty response body)"
         error = api_error_class(status)(
@@ -508,9 +654,6 @@ def unwrap(payload: Any, request: ApiRequest, status: int = 200, *, redact: Call
 # --------------------------------------------------------------------------------------------------
 # Pagination (the shape is undocumented; Laravel's links/meta assumed, a bare list accepted)
 # --------------------------------------------------------------------------------------------------
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _same_server(link: Any, base: Any) -> bool:

@@ -21,9 +21,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import tenacity
-from airflow.providers.common.compat.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
-from airflow_provider_aiontheball.defaults import CONN_TYPE, DEFAULT_CONN_ID, DEFAULT_POOL_LIMIT
+from airflow_provider_aiontheball.defaults import (
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    DEFAULT_POOL_LIMIT,
+    MAX_DOWNLOAD_REDIRECTS,
+    PARSE_OFF_LOOP_BYTES,
+)
 from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallAuthError,
     AIOnTheBallConfigurationError,
@@ -31,6 +37,7 @@ from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallNotFoundError,
     AIOnTheBallRouteMissingError,
 )
+from airflow_provider_aiontheball.files import replace_durably
 from airflow_provider_aiontheball.get_provider_info import CONN_FIELDS, HOOK_NAME, get_ui_field_behaviour
 from airflow_provider_aiontheball.hooks import _endpoints as endpoints
 from airflow_provider_aiontheball.hooks._async_sessions import (
@@ -40,10 +47,15 @@ from airflow_provider_aiontheball.hooks._async_sessions import (
     shared_settings,
 )
 from airflow_provider_aiontheball.hooks._client import (
+    USER_AGENT,
     ApiRequest,
     ClientSettings,
+    ConnectFailure,
     PageGuard,
+    ServerClock,
     already_done,
+    body_too_large,
+    connect_error,
     connect_timeout_error,
     interpret_response,
     next_page_request,
@@ -51,10 +63,13 @@ from airflow_provider_aiontheball.hooks._client import (
     page_is_last,
     page_items,
     read_timeout_error,
+    redirect_target,
     resolve_settings,
     retry_options,
+    safe_url,
     transport_error,
 )
+from airflow_provider_aiontheball.validation import url_secrets
 
 if TYPE_CHECKING:
     import aiohttp
@@ -135,6 +150,12 @@ class _AIOnTheBallHookBase(BaseHook):
 
     #: Set once the server answered that it has no ``GET /analyses/{id}`` route (see ``get_analysis``).
     _analysis_route_missing: bool = False
+
+    @cached_property
+    def server_clock(self) -> ServerClock:
+        """The API server's time, from the ``Date`` of this hook's responses (the create operators
+        tell what their own POST created by it)."""
+        return ServerClock()
 
     def _note_missing_analysis_route(self, video_id: int | str) -> None:
         self._analysis_route_missing = True
@@ -308,46 +329,61 @@ class AIOnTheBallHook(_AIOnTheBallHookBase):
         return tenacity.Retrying(**retry_options(settings, request, self.log))(attempt)
 
     def _send_once(self, settings: ClientSettings, request: ApiRequest, stream_to: IO[bytes] | None = None) -> Any:
+        """One attempt of ``request``. A download (``stream_to``) follows redirects to another host without
+        the token; every other answer is read up to ``max_response_bytes`` and interpreted."""
         import requests
 
         body = request.body_bytes()
+        url, params, headers = settings.url(request.path), list(request.params) or None, None
         started = time.monotonic()
-        try:
-            response = self.session.request(
-                request.method,
-                settings.url(request.path),
-                params=list(request.params) or None,
-                data=body,
-                headers=settings.headers(has_body=body is not None),
-                timeout=(settings.connect_timeout, settings.read_timeout),
-                allow_redirects=False,  # a redirect elsewhere must not take the token along
-                stream=stream_to is not None,
-                # An explicit (no-op) auth: without one, requests replaces our Authorization header with
-                # Basic auth from a ~/.netrc entry for the API host. Proxies still come from the environment.
-                auth=_keep_authorization_header,
+        for hops in range(MAX_DOWNLOAD_REDIRECTS + 1):
+            try:
+                response = self.session.request(
+                    request.method,
+                    url,
+                    params=params,
+                    data=body,
+                    headers=headers or settings.headers(has_body=body is not None),
+                    timeout=(settings.connect_timeout, settings.read_timeout),
+                    allow_redirects=False,  # a redirect elsewhere must not take the token along
+                    stream=True,  # read below, within max_response_bytes
+                    # An explicit (no-op) auth: without one, requests replaces our Authorization header with
+                    # Basic auth from a ~/.netrc entry for the API host. Proxies still come from the environment.
+                    auth=_keep_authorization_header,
+                )
+                with response:
+                    if hops == 0:  # the API's own clock, not a CDN's
+                        self.server_clock.observe(response.headers.get("Date"))
+                    status = response.status_code
+                    if stream_to is not None and status in _REDIRECTS:
+                        url = redirect_target(settings, request, url, status, response.headers.get("Location"), hops)
+                        for secret in url_secrets(url):  # a CDN's signature: masked in every log line, urllib3's too
+                            mask_secret(secret)
+                        self.log.info("%s: the download is served from %s", request.display, safe_url(url))
+                        params, body, headers = None, None, {"User-Agent": USER_AGENT}  # never the token
+                        continue
+                    if stream_to is not None and 200 <= status < 300:
+                        for chunk in response.iter_content(chunk_size=DOWNLOAD_CHUNK_BYTES):
+                            stream_to.write(chunk)
+                        content = b""
+                    else:
+                        content = _read_capped(response, settings, request)
+            except requests.exceptions.ConnectTimeout:
+                raise connect_timeout_error(settings, request, url) from None
+            except requests.exceptions.ReadTimeout:
+                raise read_timeout_error(settings, request) from None
+            except requests.exceptions.RequestException as exc:
+                if (kind := _connect_failure(exc)) is not None:
+                    raise connect_error(settings, request, kind, _root_reason(exc), url) from None
+                raise transport_error(settings, request, _requests_reason(exc), may_have_reached_server=True) from None
+            self.log.debug(
+                "AI on the Ball API: %s -> %s in %.0f ms",
+                request.display,
+                status,
+                (time.monotonic() - started) * 1000,
             )
-            with response:
-                if stream_to is not None and 200 <= response.status_code < 300:
-                    for chunk in response.iter_content(chunk_size=DOWNLOAD_CHUNK_BYTES):
-                        stream_to.write(chunk)
-                    content = b""
-                else:
-                    content = response.content
-        except requests.exceptions.ConnectTimeout:
-            raise connect_timeout_error(settings, request) from None
-        except requests.exceptions.ReadTimeout:
-            raise read_timeout_error(settings, request) from None
-        except requests.exceptions.RequestException as exc:
-            raise transport_error(
-                settings, request, _requests_reason(exc), may_have_reached_server=not _never_connected(exc)
-            ) from None
-        self.log.debug(
-            "AI on the Ball API: %s -> %s in %.0f ms",
-            request.display,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-        )
-        return interpret_response(settings, request, response.status_code, response.headers, content)
+            return interpret_response(settings, request, status, response.headers, content)
+        raise AssertionError("unreachable: redirect_target refuses one hop too many")  # pragma: no cover
 
     # -- videos ----------------------------------------------------------------------------------
 
@@ -362,6 +398,10 @@ class AIOnTheBallHook(_AIOnTheBallHookBase):
                 return
             yield from items
             request = None if page_is_last(page) else next_page_request(self.settings, request, page)
+
+    def list_videos_page(self) -> list[dict[str, Any]]:
+        """The first page of ``GET /videos`` (one request; the API documents no order or page size)."""
+        return page_items(self.run(endpoints.list_videos()))
 
     def get_video(self, video_id: int | str) -> dict[str, Any]:
         """Return video ``video_id`` (``GET /videos/{id}``), including ``status`` and ``mp4_source``."""
@@ -509,7 +549,7 @@ class AIOnTheBallHook(_AIOnTheBallHookBase):
 
         try:
             tenacity.Retrying(**options)(write_to_path)
-            partial.replace(target)
+            replace_durably(partial, target)
         finally:
             partial.unlink(missing_ok=True)
         return destination
@@ -517,10 +557,11 @@ class AIOnTheBallHook(_AIOnTheBallHookBase):
     # -- connection test -------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the base URL and token with one ``GET /videos`` (first page only)."""
+        """Check the base URL and token with one ``GET /videos`` (first page only), sent once: the UI's
+        Test button answers within one connect (or read) timeout, never after the retry policy's back-off."""
         try:
             settings = self.settings
-            page = self.run(endpoints.list_videos())
+            page = self._send_once(settings, endpoints.list_videos())
         except (AIOnTheBallError, ValueError) as exc:
             return False, str(exc)
         meta = page.get("meta") if isinstance(page, dict) else None
@@ -534,25 +575,54 @@ def _keep_authorization_header(request: Any) -> Any:
     return request
 
 
-def _never_connected(exc: Exception) -> bool:
-    """Whether a ``requests`` connection error happened before the request could reach the server."""
-    import urllib3.exceptions
+#: Redirect statuses a download follows.
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
+
+def _read_capped(response: requests.Response, settings: ClientSettings, request: ApiRequest) -> bytes:
+    """The decoded body, refused past ``max_response_bytes`` (a gzip body can inflate a thousandfold)."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        size += len(chunk)
+        if size > settings.max_response_bytes:
+            raise body_too_large(settings, request, response.status_code)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps (``reason``, a nested first argument, the context), each once."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError):
-            return True
+        yield current
         reason = getattr(current, "reason", None)
         nested = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
         current = reason if isinstance(reason, BaseException) else nested or current.__context__
-    return False
+
+
+def _connect_failure(exc: Exception) -> ConnectFailure | None:
+    """Why a ``requests`` error never reached the server (DNS, refused, other), or ``None`` if it may have."""
+    import urllib3.exceptions
+
+    for cause in _causes(exc):
+        if isinstance(cause, urllib3.exceptions.NameResolutionError):
+            return "dns"
+        if isinstance(cause, urllib3.exceptions.NewConnectionError):
+            refused = any(isinstance(c, ConnectionRefusedError) for c in _causes(cause))
+            return "refused" if refused else "other"
+    return None
+
+
+def _root_reason(exc: BaseException) -> str:
+    """The innermost OS-level reason of a connection failure, e.g. ``[Errno 111] Connection refused``."""
+    innermost = [c for c in _causes(exc) if isinstance(c, OSError) and c.strerror]
+    return f"[Errno {innermost[-1].errno}] {innermost[-1].strerror}" if innermost else ""
 
 
 def _requests_reason(exc: Exception) -> str:
-    if _never_connected(exc):
-        return f"could not connect ({type(exc).__name__})"
     text = str(exc)
     if "RemoteDisconnected" in text or "Connection aborted" in text or "ConnectionReset" in text:
         return "the server closed the connection without a response"
@@ -671,6 +741,8 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
             )
 
     async def _send_once(self, settings: ClientSettings, request: ApiRequest) -> Any:
+        import asyncio
+
         import aiohttp
 
         assert self._session is not None
@@ -698,23 +770,26 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
                 timeout=self._client_timeout,
                 allow_redirects=False,
             ) as response:
-                content = await response.read()
-                return interpret_response(
-                    settings,
-                    request,
-                    response.status,
-                    response.headers,
-                    content,
-                    on_backoff=lambda seconds: self._back_off(budget, seconds),
-                )
+                self.server_clock.observe(response.headers.get("Date"))
+                content = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):  # decompressed as it comes
+                    content += chunk
+                    if len(content) > settings.max_response_bytes:
+                        raise body_too_large(settings, request, response.status)
+                status, headers = response.status, response.headers
         except aiohttp.ConnectionTimeoutError:
             raise connect_timeout_error(settings, request) from None
         except (aiohttp.ServerTimeoutError, TimeoutError):
             raise read_timeout_error(settings, request) from None
         except aiohttp.ClientConnectorError as exc:
-            raise transport_error(
-                settings, request, f"could not connect ({exc.os_error})", may_have_reached_server=False
-            ) from None
+            kind: ConnectFailure = (
+                "dns"
+                if isinstance(exc, aiohttp.ClientConnectorDNSError)
+                else "refused"
+                if isinstance(exc.os_error, ConnectionRefusedError)
+                else "other"
+            )
+            raise connect_error(settings, request, kind, str(exc.os_error.strerror or "")) from None
         except aiohttp.ServerDisconnectedError:
             raise transport_error(
                 settings,
@@ -726,6 +801,17 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
             raise transport_error(
                 settings, request, f"{type(exc).__name__}: {exc}", may_have_reached_server=True
             ) from None
+        if 200 <= status < 300 and len(content) > PARSE_OFF_LOOP_BYTES:
+            # Decoding a large body takes milliseconds to seconds: not on the event loop every wait shares.
+            return await asyncio.to_thread(interpret_response, settings, request, status, headers, bytes(content))
+        return interpret_response(
+            settings,
+            request,
+            status,
+            headers,
+            bytes(content),
+            on_backoff=lambda seconds: self._back_off(budget, seconds),
+        )
 
     async def list_videos(self) -> list[dict[str, Any]]:
         """Return every video of the organization (``GET /videos``), one request per page.

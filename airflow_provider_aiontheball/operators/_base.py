@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +17,17 @@ if TYPE_CHECKING:
 
 from airflow_provider_aiontheball.defaults import DEFAULT_CONN_ID
 
-__all__ = ["CLOCK_SKEW_SECONDS", "DEFAULT_CONN_ID", "AIOnTheBallBaseOperator", "created_since", "run_started"]
+__all__ = [
+    "CLOCK_SKEW_SECONDS",
+    "DEFAULT_CONN_ID",
+    "AIOnTheBallBaseOperator",
+    "CreationWindow",
+    "created_since",
+    "run_started",
+]
 
-#: How far a server's ``created_at`` may lie before our clock and still count as "since we started".
+#: How far a server's ``created_at`` may lie before our clock and still count as "since we started", when
+#: the server's own clock is unknown (no ``Date`` seen, or a record written before we kept it).
 CLOCK_SKEW_SECONDS = 120.0
 
 
@@ -32,17 +41,49 @@ def run_started(context: Any) -> dt.datetime | None:
     return _utc(started) if isinstance(started, dt.datetime) else None
 
 
-def created_since(resource: dict[str, Any], since: dt.datetime) -> bool | None:
-    """Whether the API's ``created_at`` of ``resource`` is at or after ``since`` (minus clock skew);
-    ``None`` when the resource does not say when it was created."""
+def _created_at(resource: dict[str, Any]) -> dt.datetime | None:
     value = resource.get("created_at")
     if not isinstance(value, str):
         return None
     try:
-        created = _utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+        return _utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
     except ValueError:
         return None
-    return created >= _utc(since) - dt.timedelta(seconds=CLOCK_SKEW_SECONDS)
+
+
+def created_since(resource: dict[str, Any], since: dt.datetime) -> bool | None:
+    """Whether the API's ``created_at`` of ``resource`` is at or after ``since`` (minus clock skew);
+    ``None`` when the resource does not say when it was created."""
+    return CreationWindow(since, exact=False).admits(resource)
+
+
+@dataclass(frozen=True)
+class CreationWindow:
+    """The earliest ``created_at`` that a resource a POST of this task created can carry.
+
+    ``exact``: ``earliest`` is on the server's clock (learnt from its ``Date`` headers, whole seconds), a
+    moment the server had provably reached before the POST left: anything created before that second is
+    not ours, however skewed our clock. Otherwise ``earliest`` is on our clock (or the scheduler's), and
+    :data:`CLOCK_SKEW_SECONDS` of disagreement is allowed.
+    """
+
+    earliest: dt.datetime
+    exact: bool
+
+    @property
+    def bound(self) -> dt.datetime:
+        if self.exact:  # the server's timestamps are whole seconds (the docs' examples): compare to the second
+            return _utc(self.earliest).replace(microsecond=0)
+        return _utc(self.earliest) - dt.timedelta(seconds=CLOCK_SKEW_SECONDS)
+
+    def admits(self, resource: dict[str, Any]) -> bool | None:
+        """Whether ``resource`` was created in the window; ``None`` when it does not say when."""
+        created = _created_at(resource)
+        return None if created is None else created >= self.bound
+
+    def describe(self) -> str:
+        clock = "by the server's clock" if self.exact else f"by ours, ±{CLOCK_SKEW_SECONDS:g} s"
+        return f"since {self.bound.isoformat()} ({clock})"
 
 
 class AIOnTheBallBaseOperator(BaseOperator):

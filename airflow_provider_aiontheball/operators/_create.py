@@ -1,39 +1,43 @@
 """Exactly-once creation, shared by the create-video and create-analysis operators.
 
-A create task must never make a second video or analysis when it is retried, when the answer to its
-POST is lost, or when a proxy answers 5xx after the backend committed, and it must never take a
-resource another task created. What the API documents is little: the video list shows ``id, status,
-game_name, title, created_at``, the team names, ``duration`` and ``analyses`` (``{id, status}``) —
-not the submitted URL — and ``GET /analyses/{id}`` is not documented at all. So:
+A create task must never make a second video or analysis when it is retried, cleared, when the answer to
+its POST is lost or a proxy answers 5xx after the backend committed; and it must never take a resource it
+did not create. The API documents little to tell them apart: the video list shows ``id, status,
+game_name, title, created_at``, the team names, ``duration`` and ``analyses`` (``{id, status}``) — not the
+submitted URL — and ``GET /analyses/{id}`` is not documented at all. So (the README's "Retries never
+duplicate" states the guarantee; docs/architecture.md why):
 
-1. **Durable record** (Airflow >= 3.3, ``durable=True``): right before the POST the task writes
-   ``{"request": <sha256 of the request>, "posted_at": <ISO time>, "known_ids": [...]}`` to its task
-   state store, and adds the ``id`` the moment the POST returns. A later try (retry, worker crash,
-   cleared task) reads it back:
+1. **Durable record** (a task state store: Airflow >= 3.3, ``durable=True``). Before any request the task
+   writes ``{"request": <fingerprint>}``; right before the POST it adds ``posted_at`` (its clock),
+   ``posted_after`` (the server's clock, from ``Date`` headers: a moment the server had provably reached)
+   and ``known_ids`` (what was listed just before); the moment the POST returns, the ``id``. A later try:
 
-   * an id: reattach to exactly that resource, without any lookup, unless it is gone (404) or ended
-     in a failure status (then a new one is created: "fix the source and clear the task" works);
-   * no id (the POST's answer never came): look it up (3.) among resources created since
-     ``posted_at`` (analyses: not among ``known_ids``, those that existed before the POST);
-   * another request fingerprint (the inputs changed before a clear): create a new one.
+   * an id: reattach to exactly that resource, without any lookup, unless it is gone (404) or failed;
+   * ``posted_at`` without an id (the answer never came): look it up (3.) in that POST's window;
+   * only the fingerprint: no POST of this task got through (it failed before, or was refused): create;
+   * another fingerprint (the inputs changed before a clear): create a new one.
 
-   Nothing stored means no earlier try sent a POST: it is sent at once, without a lookup.
-2. **Fallback** (Airflow < 3.3, or ``durable=False``): on a try after the first, look up (3.) among
-   resources created since the DAG run started.
-3. **Lookup**: matched on documented fields only (videos: title and team names, plus any submitted
-   field the server happens to list; analyses: the video's ``analyses``), never a resource another
-   task instance of this DAG run has claimed (its XCom ``video_id`` / ``analysis_id``), never one in
-   a failure status. Exactly one candidate is reused; several are ambiguous: logged, none taken.
+   The fingerprint leaves out a presigned URL's query: a fresh signature per render is the same request.
+2. **No record** on a try after the first (Airflow < 3.3, ``durable=False``, or a record the store no longer
+   holds): look it up (3.) among resources created since the DAG run started (the scheduler's clock,
+   ``CLOCK_SKEW_SECONDS`` allowed), with back-off for a grace period, then create.
+3. **Lookup**: documented fields only (videos: title and team names, plus any submitted field the server
+   happens to list; analyses: the video's ``analyses``); never one created before the window, one listed
+   before the POST, one another task instance of this DAG run claims (its XCom ``video_id`` /
+   ``analysis_id``), or one in a failure status. One candidate is this task's; several cannot be told
+   apart: after a POST of this task the try fails naming them (never a guess), without a record it creates
+   a new one.
 4. **A POST whose outcome is unknown** (:func:`~airflow_provider_aiontheball.hooks._client.outcome_unknown`)
-   is never re-sent: the resource is looked up with back-off until ``commit_grace_period`` seconds
-   after the POST. Still not visible: the try fails with
-   :class:`~airflow_provider_aiontheball.exceptions.AIOnTheBallCreateOutcomeUnknownError`, and the
-   next try looks again before it creates anything.
+   is never re-sent: the resource is looked up with back-off until ``commit_grace_period`` seconds after the
+   POST. Still not visible: the try fails with
+   :class:`~airflow_provider_aiontheball.exceptions.AIOnTheBallCreateOutcomeUnknownError`, and the next try
+   looks again before it creates anything. **A definite refusal** (4xx) leaves nothing in flight; a refused
+   token or field fails the task without retries (:func:`~airflow_provider_aiontheball.exceptions.refusal_fails_task`).
 
-Why not Airflow's ``ResumableJobMixin``: it couples "submit" with "poll until complete", has no place
-for step 4, and treats "no stored id" as "submit" — our create operators push their XCom, may defer,
-and must look up a POST of unknown outcome. The store is used the same way (one key per operator,
-written right after the POST returns) and the parameter has the same name and default, ``durable``.
+Why not Airflow's ``ResumableJobMixin``: it couples "submit" with "poll until complete", has no place for
+step 4, and treats "no stored id" as "submit" — our create operators push their XCom, may defer, and must
+look up a POST of unknown outcome. The store is used the same way (one key per operator) and the parameter
+has the same name and default, ``durable``.
 """
 
 from __future__ import annotations
@@ -44,9 +48,13 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_provider_aiontheball.operators._base import CreationWindow
 from airflow_provider_aiontheball.statuses import Outcome, StatusVocabulary
+
+if TYPE_CHECKING:
+    from airflow_provider_aiontheball.hooks._client import ServerClock
 
 __all__ = ["CreateSpec", "claimed_ids", "create_exactly_once", "request_fingerprint"]
 
@@ -79,14 +87,18 @@ class CreateSpec:
     :param vocabulary: its status vocabulary (a failed resource is never reused).
     :param state_key: task state store key of the durable record.
     :param claim_key: XCom key by which task instances claim the resources they created.
-    :param request: the validated request (fingerprinted: never stored as such, it may hold a
-        presigned URL).
+    :param request: what identifies the request (fingerprinted: never stored as such; the video URL's
+        query, fresh at every render of a presigned URL, already left out).
+    :param fields: names of the submitted fields: a 400/422 whose errors name only these fails the task.
+    :param conn_id: the connection (named when the API refuses its token).
     :param post: send the POST; returns the created resource.
     :param read: read a resource by id; ``None`` when it no longer exists.
-    :param find: candidates created since ``since`` (not among ``known`` ids when given), excluding
-        ``claimed`` ids and failed resources.
-    :param snapshot: ids that exist right before the POST (analyses: the video's ``analyses``), or
-        ``None`` when creation time is told by ``created_at`` (videos).
+    :param find: candidates in the creation window (evaluated after its own requests, so the server's
+        clock is as well known as it gets), not among ``known`` ids when given, excluding ``claimed``
+        ids and failed resources.
+    :param snapshot: ids visible right before the POST (analyses: the video's ``analyses``; videos: the
+        first page of ``GET /videos``), excluded from what the POST may have created.
+    :param server_clock: the API server's clock, from the ``Date`` of the hook's responses.
     :param describe: short text for logs, e.g. ``"video 790 (swift-eagle-43)"``.
     :param ambiguity_hint: what the user can do against ambiguous lookups.
     """
@@ -96,10 +108,13 @@ class CreateSpec:
     state_key: str
     claim_key: str
     request: Mapping[str, Any]
+    fields: tuple[str, ...]
+    conn_id: str
     post: Callable[[], dict[str, Any]]
     read: Callable[[int], dict[str, Any] | None]
-    find: Callable[[dt.datetime, frozenset[int] | None, frozenset[int]], list[dict[str, Any]]]
-    snapshot: Callable[[], list[int]] | None
+    find: Callable[[Callable[[], CreationWindow], frozenset[int] | None, frozenset[int]], list[dict[str, Any]]]
+    snapshot: Callable[[], list[int]]
+    server_clock: ServerClock
     describe: Callable[[dict[str, Any]], str]
     ambiguity_hint: str
 
@@ -132,6 +147,10 @@ def _as_id(value: Any) -> int | None:
     if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     return None
+
+
+def _epoch(value: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value, dt.UTC)
 
 
 def claimed_ids(context: Mapping[str, Any], key: str) -> frozenset[int]:
@@ -171,14 +190,15 @@ def claimed_ids(context: Mapping[str, Any], key: str) -> frozenset[int]:
 
 
 class _Lookup:
-    """One lookup episode: the candidates, and whether it was ambiguous (for the caller's decision)."""
+    """Lookups of what a POST of this task may have created: the candidates, and the ambiguous ones."""
 
     def __init__(self, spec: CreateSpec, context: Mapping[str, Any], log: Any) -> None:
         self.spec = spec
         self.context = context
         self.log = log
         self._claimed: frozenset[int] | None = None
-        self.ambiguous = False
+        #: The candidates of the last lookup that found more than one, else empty.
+        self.ambiguous: list[dict[str, Any]] = []
 
     @property
     def claimed(self) -> frozenset[int]:
@@ -186,28 +206,26 @@ class _Lookup:
             self._claimed = claimed_ids(self.context, self.spec.claim_key)
         return self._claimed
 
-    def once(self, since: dt.datetime, known: frozenset[int] | None) -> dict[str, Any] | None:
-        candidates = self.spec.find(since, known, self.claimed)
-        if len(candidates) == 1:
-            return candidates[0]
-        if len(candidates) > 1:
-            self.ambiguous = True
-            self.log.warning(
-                "Cannot tell which %s an earlier attempt of this task created: %s match and none is claimed "
-                "by another task of this DAG run. Not reusing any of them. %s",
-                self.spec.kind,
-                ", ".join(self.spec.describe(c) for c in candidates),
-                self.spec.ambiguity_hint,
-            )
-        return None
+    def once(self, window: Callable[[], CreationWindow], known: frozenset[int] | None) -> dict[str, Any] | None:
+        candidates = self.spec.find(window, known, self.claimed)
+        self.ambiguous = candidates if len(candidates) > 1 else []
+        return candidates[0] if len(candidates) == 1 else None
 
     def until(
-        self, since: dt.datetime, known: frozenset[int] | None, deadline: float, *, clock: Callable[[], float]
+        self,
+        window: Callable[[], CreationWindow],
+        known: frozenset[int] | None,
+        deadline: float,
+        *,
+        clock: Callable[[], float],
     ) -> dict[str, Any] | None:
         """Look with back-off until found, ambiguous or ``deadline``."""
         return _repeat_until(
-            lambda: self.once(since, known), lambda found: found is not None or self.ambiguous, deadline, clock
+            lambda: self.once(window, known), lambda found: found is not None or bool(self.ambiguous), deadline, clock
         )
+
+    def names(self) -> str:
+        return ", ".join(self.spec.describe(c) for c in self.ambiguous)
 
 
 def _reattach(
@@ -243,6 +261,42 @@ def _reattach(
     return resource
 
 
+def _recorded_window(record: Mapping[str, Any]) -> CreationWindow | None:
+    """The creation window of a POST a record tells of: on the server's clock when the record has it
+    (``posted_after``), else the recording worker's ``posted_at`` with clock skew allowed."""
+    if (server := _parse_iso(record.get("posted_after"))) is not None:
+        return CreationWindow(server, exact=True)
+    if (local := _parse_iso(record.get("posted_at"))) is not None:
+        return CreationWindow(local, exact=False)
+    return None
+
+
+def _window_after(spec: CreateSpec, local: float) -> CreationWindow:
+    """The creation window of a POST sent at our local epoch ``local``: on the server's clock once a ``Date``
+    told us its offset from ours (call it after the lookup's own requests), else on ours with skew allowed."""
+    server = spec.server_clock.floor_at(local)
+    return (
+        CreationWindow(_epoch(server), exact=True) if server is not None else CreationWindow(_epoch(local), exact=False)
+    )
+
+
+def _unknown_outcome_error(spec: CreateSpec, lookup: _Lookup, cause: str, grace: float) -> Exception:
+    from airflow_provider_aiontheball.exceptions import AIOnTheBallCreateOutcomeUnknownError
+
+    if lookup.ambiguous:
+        return AIOnTheBallCreateOutcomeUnknownError(
+            f"the POST that creates the {spec.kind} may or may not have been carried out ({cause}), and the "
+            f"documented fields cannot tell which of {lookup.names()} it created, if any: none is taken for this "
+            f"task's. {spec.ambiguity_hint} Delete the ones that are not this task's, or clear it to create a new "
+            "one once the others are claimed."
+        )
+    return AIOnTheBallCreateOutcomeUnknownError(
+        f"the POST that creates the {spec.kind} may or may not have been carried out ({cause}), and no {spec.kind} "
+        f"it may have created became visible within {grace:g} s. It was not sent again, so no duplicate exists; "
+        "the next try of this task looks for it again before creating one."
+    )
+
+
 def create_exactly_once(
     spec: CreateSpec,
     context: Mapping[str, Any],
@@ -250,82 +304,129 @@ def create_exactly_once(
     durable: bool,
     grace: float,
     log: Any,
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """Create the resource, or return the one an earlier attempt of this task created (module doc).
 
     :param durable: use the task state store where Airflow has one.
     :param grace: seconds after a POST of unknown outcome to keep looking for what it created.
+    :param clock: this worker's clock (epoch seconds). Default: the hook's (``spec.server_clock.local``), so
+        that the POST's time and the responses' receipt times are read off one clock.
     """
-    from airflow_provider_aiontheball.exceptions import AIOnTheBallCreateOutcomeUnknownError
+    from airflow_provider_aiontheball.exceptions import AIOnTheBallAuthError, refusal_fails_task
+
+    try:
+        return _create(spec, context, durable=durable, grace=grace, log=log, clock=clock or spec.server_clock.local)
+    except AIOnTheBallAuthError as exc:
+        # A refused token fails the task without retries wherever it shows: the page read before the POST,
+        # a lookup, a reattaching read. (The POST's own refusal also clears its record: see _create.)
+        refusal = refusal_fails_task(exc, conn_id=spec.conn_id, action=f"creating the {spec.kind}", fields=())
+        raise (refusal or exc) from exc
+
+
+def _create(
+    spec: CreateSpec, context: Mapping[str, Any], *, durable: bool, grace: float, log: Any, clock: Callable[[], float]
+) -> dict[str, Any]:
+    from airflow_provider_aiontheball.exceptions import refusal_fails_task
     from airflow_provider_aiontheball.hooks._client import outcome_unknown
     from airflow_provider_aiontheball.operators._base import run_started
-
-    run_start = run_started(context)
 
     store = context.get("task_state_store") if durable else None
     fingerprint = request_fingerprint(spec.kind, spec.request)
     lookup = _Lookup(spec, context, log)
     try_number = getattr(context["ti"], "try_number", 1) or 1
+    record = store.get(spec.state_key) if store is not None else None
+    record = record if isinstance(record, dict) else None
 
-    if store is not None:
-        record = store.get(spec.state_key)
-        if isinstance(record, dict) and record.get("request") != fingerprint:
-            log.info("An earlier try of this task created a %s from other inputs; creating a new one.", spec.kind)
-        elif isinstance(record, dict) and _as_id(record.get("id")) is not None:
-            reattached = _reattach(spec, record, grace, log, clock)
-            if reattached is not None:
-                return reattached
-        elif isinstance(record, dict) and (posted := _parse_iso(record.get("posted_at"))) is not None:
-            known = record.get("known_ids")
-            log.warning(
-                "An earlier try of this task sent the POST at %s and never learnt its outcome; looking for the %s "
-                "it may have created before creating one.",
-                record["posted_at"],
-                spec.kind,
-            )
-            found = lookup.until(
-                posted,
-                frozenset(known) if isinstance(known, list) else None,
-                posted.timestamp() + grace,
-                clock=clock,
-            )
-            if found is not None:
-                log.info("Found %s: the earlier try's POST did create it; not creating another.", spec.describe(found))
-                store.set(spec.state_key, {**record, "id": int(found["id"])})
-                return found
+    if record is not None and record.get("request") != fingerprint:
+        log.info("An earlier try of this task created a %s from other inputs; creating a new one.", spec.kind)
+    elif record is not None and _as_id(record.get("id")) is not None:
+        reattached = _reattach(spec, record, grace, log, clock)
+        if reattached is not None:
+            return reattached
+    elif record is not None and (recorded := _recorded_window(record)) is not None:
+        assert store is not None
+        known = record.get("known_ids")
+        log.warning(
+            "An earlier try of this task sent the POST at %s and never learnt its outcome; looking for the %s "
+            "it may have created (%s) before creating one.",
+            record.get("posted_at"),
+            spec.kind,
+            recorded.describe(),
+        )
+        posted = _parse_iso(record.get("posted_at"))
+        deadline = (posted.timestamp() if posted else clock()) + grace
+        found = lookup.until(
+            lambda: recorded, frozenset(known) if isinstance(known, list) else None, deadline, clock=clock
+        )
+        if lookup.ambiguous:
+            raise _unknown_outcome_error(spec, lookup, "an earlier try never learnt its outcome", grace)
+        if found is not None:
+            log.info("Found %s: the earlier try's POST did create it; not creating another.", spec.describe(found))
+            store.set(spec.state_key, {**record, "id": int(found["id"])})
+            return found
+    elif record is not None:
+        log.info("No earlier try of this task sent its POST through (task state store); creating the %s.", spec.kind)
     elif try_number > 1:
-        if durable:
-            log.info(
-                "This Airflow has no task state store (Airflow < 3.3): looking for the %s an earlier try may "
-                "have created by its documented fields.",
-                spec.kind,
-            )
+        # No usable record: Airflow < 3.3, durable=False, or a record the state store no longer holds
+        # ([state_store] clear_on_success, retention). An earlier try may have created it: look first.
+        run_start = run_started(context)
+        reason = "no task state store" if store is None else "no record of an earlier POST in the task state store"
         if run_start is None:
             log.warning(
-                "Try %d, but the DAG run's start is unknown: cannot look for an earlier try's %s.",
+                "Try %d (%s), but the DAG run's start is unknown: cannot look for an earlier try's %s.",
                 try_number,
+                reason,
                 spec.kind,
             )
-        elif (found := lookup.once(run_start, None)) is not None:
+        # The run's start is the scheduler's clock, not this worker's: compared with CLOCK_SKEW_SECONDS allowed.
+        # The earlier try's POST came before this try started, at most a grace period ago: a server that
+        # lists new videos late has then listed it (looking again with back-off until then).
+        elif (
+            found := lookup.until(lambda: CreationWindow(run_start, exact=False), None, clock() + grace, clock=clock)
+        ) is not None:
             log.info(
-                "Reusing %s: an earlier try of this task created it (this is try %d); not creating another.",
+                "Reusing %s: an earlier try of this task created it (try %d, %s); not creating another.",
                 spec.describe(found),
                 try_number,
+                reason,
             )
+            if store is not None:
+                store.set(spec.state_key, {"request": fingerprint, "id": int(found["id"])})
             return found
+        elif lookup.ambiguous:
+            log.warning(
+                "Cannot tell which %s an earlier try of this task created: %s match and none is claimed by another "
+                "task of this DAG run. Not reusing any; creating a new one. %s",
+                spec.kind,
+                lookup.names(),
+                spec.ambiguity_hint,
+            )
 
-    known_ids = spec.snapshot() if spec.snapshot is not None else None
-    posted_at = dt.datetime.fromtimestamp(clock(), dt.UTC)
-    record = {"request": fingerprint, "posted_at": _iso(posted_at)}
-    if known_ids is not None:
-        record["known_ids"] = sorted(known_ids)
+    if store is not None and record is None:
+        # Before any request: a later try that finds only this knows no POST of this task got through, and
+        # creates without looking (a lookup by fields could take another pipeline's video).
+        store.set(spec.state_key, {"request": fingerprint})
+    known_ids = spec.snapshot()
+    posted_local = clock()
+    posted_after = spec.server_clock.floor_at(posted_local)
+    record = {"request": fingerprint, "posted_at": _iso(_epoch(posted_local)), "known_ids": sorted(known_ids)}
+    if posted_after is not None:
+        record["posted_after"] = _iso(_epoch(posted_after))
     if store is not None:
         store.set(spec.state_key, record)
     try:
         created = spec.post()
     except Exception as exc:
         if not outcome_unknown(exc):
+            # The API refused it: nothing is in flight, and no later try must look for it.
+            if store is not None:
+                store.set(spec.state_key, {"request": fingerprint})
+            refusal = refusal_fails_task(
+                exc, conn_id=spec.conn_id, action=f"the POST that creates the {spec.kind}", fields=spec.fields
+            )
+            if refusal is not None:
+                raise refusal from exc
             raise
         log.warning(
             "The outcome of the POST is unknown (%s): the server may have created the %s. Not re-sending it; "
@@ -334,20 +435,12 @@ def create_exactly_once(
             spec.kind,
             grace,
         )
-        lookup.ambiguous = False
+
         found = lookup.until(
-            posted_at,
-            frozenset(known_ids) if known_ids is not None else None,
-            posted_at.timestamp() + grace,
-            clock=clock,
+            lambda: _window_after(spec, posted_local), frozenset(known_ids), posted_local + grace, clock=clock
         )
         if found is None:
-            raise AIOnTheBallCreateOutcomeUnknownError(
-                f"the POST that creates the {spec.kind} may or may not have been carried out ({exc}), and "
-                f"{'no single' if lookup.ambiguous else 'no'} {spec.kind} it may have created became visible within "
-                f"{grace:g} s. It was not sent again, so no duplicate exists; the next try of this task looks for "
-                "it again before creating one."
-            ) from exc
+            raise _unknown_outcome_error(spec, lookup, str(exc), grace) from exc
         log.info("Found %s: the POST did create it; not creating another.", spec.describe(found))
         created = found
     if store is not None:

@@ -13,7 +13,6 @@ DAG files import this module: it imports no HTTP library and builds no hook unti
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import secrets
 import time
@@ -36,11 +35,14 @@ from airflow_provider_aiontheball.defaults import (
     STATE_KEY_ANALYSIS,
     XCOM_ANALYSIS_ID,
 )
-from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, created_since
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_aiontheball.operators._base import CreationWindow
     from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
     from airflow_provider_aiontheball.waiting import DeferralLimit, WaitSettings
 
@@ -85,7 +87,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
     5xx) is never re-sent — the analysis it may have started is looked for among the video's
     ``analyses`` that were not there before the POST. Without a task state store a retry reuses an
     analysis of the video, unclaimed by other tasks of the DAG run, created since the run started
-    (see the README's "Retries never duplicate").
+    (see the README's "Retries never duplicate, and never adopt").
 
     :param video_id: the video to analyse (templated).
     :param fps: frames per second to analyse (positive integer, templated). Default: the server's (25).
@@ -209,10 +211,13 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
             state_key=STATE_KEY_ANALYSIS,
             claim_key=XCOM_ANALYSIS_ID,
             request={"video_id": video_id, **body},
+            fields=tuple(body),
+            conn_id=self.aiontheball_conn_id,
             post=lambda: self.hook.create_analysis(video_id, **body),
             read=read,
-            find=lambda since, known, claimed: self._find_created_analyses(video_id, body, since, known, claimed),
+            find=lambda window, known, claimed: self._find_created_analyses(video_id, body, window, known, claimed),
             snapshot=snapshot,
+            server_clock=self.hook.server_clock,
             describe=lambda analysis: f"analysis {analysis.get('id')} of video {video_id}",
             ambiguity_hint="Give each analysis of a video its own task (their XComs tell them apart).",
         )
@@ -237,22 +242,23 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         self,
         video_id: int,
         body: dict[str, Any],
-        since: dt.datetime,
+        window: Callable[[], CreationWindow],
         known: frozenset[int] | None,
         claimed: frozenset[int],
     ) -> list[dict[str, Any]]:
         """Analyses of the video that an earlier attempt of this task may have started.
 
-        With ``known`` (the ids that existed before the POST): every other unclaimed one. Without it
-        (a retry on Airflow < 3.3): those created since ``since``, told by ``created_at`` where the
-        server has ``GET /analyses/{id}``; where it has not, only a video itself created since then
-        tells that all its analyses are that recent. Failed analyses and, where readable, another
-        ``fps`` are never taken.
+        With ``known`` (the ids that existed right before the POST): every other unclaimed one not created
+        before the window where the server has ``GET /analyses/{id}`` with ``created_at``. Without it (a
+        retry without a record): those created in the window, told by ``created_at``; where the server
+        shows none, only a video itself created in the window tells that all its analyses are that recent.
+        Failed analyses and, where readable, another ``fps`` are never taken.
         """
         from airflow_provider_aiontheball.statuses import ANALYSIS_STATUSES, Outcome
 
         video, entries = self._video_analyses(video_id)
-        video_recent = created_since(video, since)
+        created_in = window()
+        video_recent = created_in.admits(video)
         found: list[dict[str, Any]] = []
         for entry in entries:
             analysis_id = int(entry["id"])
@@ -262,8 +268,10 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
                 self.log.info("Not reusing analysis %s: it ended in %r.", analysis_id, entry.get("status"))
                 continue
             analysis = self.hook.get_analysis(analysis_id, video_id=video_id)
+            if known is not None and created_in.admits(analysis) is False:
+                continue  # created before this task's POST (another run's, moments earlier)
             if known is None:
-                recent = created_since(analysis, since)
+                recent = created_in.admits(analysis)
                 if recent is None:
                     recent = video_recent
                 if not recent:
@@ -318,6 +326,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
             end_time=limit.end_time,
             execution_deadline=limit.execution_deadline,
             finish_in_triggerer=finish_spec(self, context),
+            polled_before=True,  # the POST (or reattaching read) just succeeded on this connection
             video_id=video_id,
             **self._settings.trigger_kwargs(),
         )
@@ -582,7 +591,9 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
             yield partial
             # Not ``isinstance(partial, Path)``: on Airflow 2 an ObjectStoragePath is a ``pathlib.Path`` too.
             if "://" not in str(self.output_path):
-                partial.replace(target)  # one rename(2): atomic, replaces an earlier result
+                from airflow_provider_aiontheball.files import replace_durably
+
+                replace_durably(partial, target)  # one rename(2), after fsync: atomic and durable
             else:
                 # ObjectStoragePath's own move (fsspec ``mv``): a rename on local and HDFS-like filesystems; on
                 # object stores (S3, GCS, Azure Blob) a server-side copy then a delete of the temporary object.

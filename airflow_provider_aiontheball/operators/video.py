@@ -10,7 +10,6 @@ DAG files import this module: it imports no HTTP library and builds no hook unti
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,11 +31,14 @@ from airflow_provider_aiontheball.defaults import (
     XCOM_VIDEO_ID,
 )
 from airflow_provider_aiontheball.links.video import AIOnTheBallVideoLink, push_link_xcom, reserve_link_xcom
-from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, created_since
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_aiontheball.operators._base import CreationWindow
     from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
     from airflow_provider_aiontheball.waiting import DeferralLimit, WaitSettings
 
@@ -46,12 +48,16 @@ _DOCUMENTED_IDENTIFYING_FIELDS = ("title", "home_team_name", "away_team_name")
 _IDENTIFYING_FIELDS = ("video_file_url", *_DOCUMENTED_IDENTIFYING_FIELDS)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _same_value(name: str, listed: Any, submitted: Any) -> bool:
     if name == "video_file_url" and isinstance(listed, str):
         # The hooks cut a listed URL to scheme, host and path (hooks/_client.without_url_secrets).
-        from airflow_provider_aiontheball.validation import display_url
+        from airflow_provider_aiontheball.validation import url_identity
 
-        return display_url(listed) == display_url(str(submitted))
+        return url_identity(listed) == url_identity(str(submitted))
     if name == "date" and isinstance(listed, str):
         return listed[:10] == str(submitted)  # "2025-01-15" or "2025-01-15T00:00:00Z"
     return bool(listed == submitted)
@@ -64,14 +70,16 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
     sensors, the extra link and clean-up tasks work even if a later wait fails. It returns the video
     (XCom ``return_value``): the created video, or with ``wait_for_available=True`` the available one.
 
-    **Retries never duplicate a video** (see the README's "Retries never duplicate"). On Airflow 3.3+
-    the id is kept in the task state store the moment the POST returns, and a retry reattaches to
-    exactly that video (a new one is created only if it is gone or failed). A POST whose answer is
-    lost, or that gets a 5xx, is never re-sent: the operator looks for the video it may have created
-    for up to ``commit_grace_period`` seconds, else fails the try, and the next try looks again first.
-    Without a task state store (Airflow < 3.3, ``durable=False``) a retry looks for a video created
-    since the DAG run started with the same title and team names that no other task of the run
-    claims: give each create task a distinct ``title`` or team names.
+    **Retries never duplicate a video, and never take another's** (the README's "Retries never
+    duplicate, and never adopt"). On Airflow 3.3+ the id is kept in the task state store the moment the
+    POST returns, and a retry reattaches to exactly that video (a new one is created only if it is gone
+    or failed); a presigned URL re-signed for the retry is the same request. A POST whose answer is
+    lost, or that gets a 5xx, is never re-sent: the operator looks for the video it created after the
+    POST by the server's clock for up to ``commit_grace_period`` seconds, else fails the try (naming the
+    candidates if several match), and the next try looks again first. A refused token or field fails
+    the task without retries. Without a task state store (Airflow < 3.3, ``durable=False``) a retry
+    looks for a video created since the DAG run started with the same title and team names that no
+    other task of the run claims: give each create task a distinct ``title`` or team names.
 
     Every request field is templated and validated after rendering, before any request: a bad value
     fails the task at once (no retries) with a message naming the field.
@@ -178,17 +186,24 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         """The (rendered) fields of the POST, by API name."""
         return {name: getattr(self, name) for name in self.template_fields}
 
-    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
-        """Render, then register the URL's secret parts (query, credentials) with Airflow's secrets
-        masker before Airflow stores the rendered fields or anything is logged: a presigned URL's
-        signature is a credential. The UI then shows ``https://bucket/key.mp4?***``."""
-        super().render_template_fields(context, jinja_env)
-        from airflow.providers.common.compat.sdk import mask_secret
+    @property
+    def video_file_url(self) -> Any:
+        """The source URL (templated). A presigned URL's signature is a credential: see the setter."""
+        return self._video_file_url
 
-        from airflow_provider_aiontheball.validation import url_secrets
+    @video_file_url.setter
+    def video_file_url(self, value: Any) -> None:
+        # Every assignment registers the URL's secret parts (query, credentials) with Airflow's secrets masker
+        # before anything stores or logs the value: the constructor's, and Airflow's after rendering — on
+        # every path that renders, mapped tasks included, which never call render_template_fields. The
+        # rendered fields (DB, UI) then show https://bucket/key.mp4?***.
+        if isinstance(value, str) and ("?" in value or "@" in value):
+            from airflow_provider_aiontheball import _airflow
+            from airflow_provider_aiontheball.validation import url_secrets
 
-        for secret in url_secrets(self.video_file_url):
-            mask_secret(secret)
+            for secret in url_secrets(value):
+                _airflow.mask_secret(secret)
+        self._video_file_url = value
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_aiontheball.exceptions import bad_input_fails_task
@@ -228,7 +243,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError
         from airflow_provider_aiontheball.operators._create import CreateSpec, create_exactly_once
         from airflow_provider_aiontheball.statuses import VIDEO_STATUSES
-        from airflow_provider_aiontheball.validation import display_url
+        from airflow_provider_aiontheball.validation import display_url, url_identity
 
         if not any(body.get(name) for name in _DOCUMENTED_IDENTIFYING_FIELDS):
             self.log.warning(
@@ -248,11 +263,17 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
             vocabulary=VIDEO_STATUSES,
             state_key=STATE_KEY_VIDEO,
             claim_key=XCOM_VIDEO_ID,
-            request=body,
+            # A URL presigned at render time has a new signature at every try: the same file all the same.
+            request={**body, "video_file_url": url_identity(body["video_file_url"])},
+            fields=tuple(body),
+            conn_id=self.aiontheball_conn_id,
             post=lambda: self.hook.create_video(**body),
             read=read,
-            find=lambda since, _known, claimed: self._find_created_videos(body, since, claimed),
-            snapshot=None,
+            find=lambda window, known, claimed: self._find_created_videos(body, window, known, claimed),
+            # One page (the API's order is undocumented): the videos visible just before the POST, and the
+            # server's clock from its Date header.
+            snapshot=lambda: [int(v["id"]) for v in self.hook.list_videos_page() if _is_int(v.get("id"))],
+            server_clock=self.hook.server_clock,
             describe=lambda video: f"video {video.get('id')} ({video.get('game_name')})",
             ambiguity_hint="Give each create task a distinct title or team names.",
         )
@@ -274,9 +295,14 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         return video
 
     def _find_created_videos(
-        self, body: dict[str, Any], since: dt.datetime, claimed: frozenset[int]
+        self,
+        body: dict[str, Any],
+        window: Callable[[], CreationWindow],
+        known: frozenset[int] | None,
+        claimed: frozenset[int],
     ) -> list[dict[str, Any]]:
-        """Videos created since ``since`` whose listed fields equal the submitted ones, unclaimed, not failed.
+        """Videos created in the window whose listed fields equal the submitted ones, neither visible before
+        the POST (``known``) nor claimed, not failed.
 
         The documented list shows title and team names (compared when submitted); any other submitted
         field a server happens to list (``video_file_url``, ``date``, offsets) must match too. A video
@@ -284,10 +310,14 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         """
         from airflow_provider_aiontheball.statuses import VIDEO_STATUSES, Outcome
 
+        videos = list(self.hook.list_videos())
+        created_in = window()  # after the listing: its Date headers tell the server's clock
         matches: list[dict[str, Any]] = []
-        for video in self.hook.list_videos():
+        for video in videos:
             video_id = video.get("id")
-            if video_id in claimed or created_since(video, since) is not True:
+            if video_id in claimed or (known is not None and video_id in known):
+                continue
+            if created_in.admits(video) is not True:
                 continue
             compared = [name for name, value in body.items() if value is not None and name in video]
             if not set(compared) & set(_IDENTIFYING_FIELDS):
@@ -324,6 +354,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
             end_time=limit.end_time,
             execution_deadline=limit.execution_deadline,
             finish_in_triggerer=finish_spec(self, context),
+            polled_before=True,  # the POST (or reattaching read) just succeeded on this connection
             **self._settings.trigger_kwargs(),
         )
 

@@ -171,6 +171,7 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
                 execution_deadline=limit.execution_deadline,
                 video_id=video_id,
                 finish_in_triggerer=finish_spec(self, context, sensor=True),
+                polled_before=self._wait.succeeded_before,  # the poke just before deferring
                 **self._settings.trigger_kwargs(),
             ),
             method_name="execute_complete",

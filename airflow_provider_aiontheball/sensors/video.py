@@ -158,6 +158,7 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
                 end_time=limit.end_time,
                 execution_deadline=limit.execution_deadline,
                 finish_in_triggerer=finish_spec(self, context, sensor=True),
+                polled_before=self._wait.succeeded_before,  # the poke just before deferring
                 **self._settings.trigger_kwargs(),
             ),
             method_name="execute_complete",

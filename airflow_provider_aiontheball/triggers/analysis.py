@@ -56,6 +56,10 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         when ``push_return_value``) and skip it on a timeout when ``skip_on_timeout`` (see
         :mod:`airflow_provider_aiontheball.task_end`). Default: none, every outcome resumes the task on a
         worker (rows stored before this kwarg rebuild unchanged).
+    :param polled_before: a request of this wait succeeded before it deferred (the sensor's poke, the create
+        operator's POST): a refused token is then a rotation in progress, tolerated within the error budget
+        while the hook reloads the connection. Default False: a first refusal ends the wait (a wrong token);
+        the kwarg is stored only when true (rows stored before it rebuild unchanged).
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         video_id: int | str | None = None,
         execution_deadline: float | None = None,
         finish_in_triggerer: dict[str, bool] | None = None,
+        polled_before: bool = False,
     ) -> None:
         super().__init__()
         self.analysis_id = id_or_template(analysis_id)
@@ -81,6 +86,7 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         self.video_id = None if video_id is None else id_or_template(video_id)
         self.execution_deadline = None if execution_deadline is None else float(execution_deadline)
         self.finish_in_triggerer = dict(finish_in_triggerer) if finish_in_triggerer else None
+        self.polled_before = bool(polled_before)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Only ids, the connection id, polling settings and the deadline; never a secret."""
@@ -95,6 +101,7 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
                 "video_id": self.video_id,
                 **({} if self.execution_deadline is None else {"execution_deadline": self.execution_deadline}),
                 **({} if self.finish_in_triggerer is None else {"finish_in_triggerer": self.finish_in_triggerer}),
+                **({"polled_before": True} if self.polled_before else {}),
             },
         )
 
@@ -119,6 +126,7 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
             self.settings,
             started_at=self.started_at,
             end_time=self.end_time,
+            polled_before=self.polled_before,
         )
         decision = await wait_in_triggerer(wait, lambda hook: hook.get_analysis(analysis_id, video_id=video_id))
         yield await trigger_event(

@@ -57,6 +57,10 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
         the task on a worker (rows stored before this kwarg rebuild unchanged).
     :param started_at: wall-clock start of the whole wait, epoch seconds (messages after a triggerer
         restart still say how long the whole wait took). Default: now.
+    :param polled_before: a request of this wait succeeded before it deferred (the sensor's poke, the create
+        operator's POST): a refused token is then a rotation in progress, tolerated within the error budget
+        while the hook reloads the connection. Default False: a first refusal ends the wait (a wrong token);
+        the kwarg is stored only when true (rows stored before it rebuild unchanged).
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
         started_at: float | None = None,
         execution_deadline: float | None = None,
         finish_in_triggerer: dict[str, bool] | None = None,
+        polled_before: bool = False,
     ) -> None:
         super().__init__()
         self.video_id = id_or_template(video_id)
@@ -80,6 +85,7 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
         self.started_at = time.time() if started_at is None else float(started_at)
         self.execution_deadline = None if execution_deadline is None else float(execution_deadline)
         self.finish_in_triggerer = dict(finish_in_triggerer) if finish_in_triggerer else None
+        self.polled_before = bool(polled_before)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Only ids, the connection id, polling settings and the deadline; never a secret."""
@@ -93,6 +99,7 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
                 "started_at": self.started_at,
                 **({} if self.execution_deadline is None else {"execution_deadline": self.execution_deadline}),
                 **({} if self.finish_in_triggerer is None else {"finish_in_triggerer": self.finish_in_triggerer}),
+                **({"polled_before": True} if self.polled_before else {}),
             },
         )
 
@@ -116,6 +123,7 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
             self.settings,
             started_at=self.started_at,
             end_time=self.end_time,
+            polled_before=self.polled_before,
         )
         decision = await wait_in_triggerer(wait, lambda hook: hook.get_video(video_id))
         yield await trigger_event(

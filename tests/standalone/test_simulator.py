@@ -917,6 +917,47 @@ def test_malformed_faults(server: SimulatorServer, api: Api) -> None:
         response.json()
 
 
+def test_redirect_fault_answers_its_location_without_processing(server: SimulatorServer, api: Api) -> None:
+    server.simulator.add_fault(Fault(kind="redirect", status=307, location="https://cdn.example/v.mp4?sig=s"))
+    response = api("POST", "/videos", json={"video_file_url": URL}, allow_redirects=False)
+    assert (response.status_code, response.headers["Location"]) == (307, "https://cdn.example/v.mp4?sig=s")
+    server.simulator.add_fault(Fault(kind="redirect", location="/elsewhere"))  # a 503 default becomes a 302
+    assert api("GET", "/videos", allow_redirects=False).status_code == 302
+    assert api("GET", "/videos").json()["data"] == [], "the redirected POST created nothing"
+    with pytest.raises(ValueError, match="location"):
+        Fault(kind="redirect")
+
+
+def test_inflate_fault_sends_a_small_gzip_body_that_decompresses_to_its_size(server: SimulatorServer) -> None:
+    server.simulator.add_fault(Fault(kind="inflate", size=8 * 1024 * 1024))
+    response = requests.get(
+        server.base_url + "/videos", headers={"Authorization": f"Bearer {TOKEN}"}, stream=True, timeout=10
+    )
+    compressed = len(response.raw.read(decode_content=False))
+    response.close()
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert compressed < 64 * 1024
+    server.simulator.add_fault(Fault(kind="inflate", size=8 * 1024 * 1024))
+    body = requests.get(server.base_url + "/videos", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert len(body.content) == 8 * 1024 * 1024
+    assert body.json()["data"]["id"] == 1
+
+
+def test_the_cdn_serves_tracking_files_without_a_token_and_logs_what_came(server: SimulatorServer, api: Api) -> None:
+    analysis = done_analysis(server, api)
+    via_api = api("GET", f"/analyses/{analysis['id']}/tracking/download").content
+    cdn = server.base_url.replace("/api/v1", f"/_cdn/tracking/{analysis['id']}")
+    response = requests.get(cdn, params={"X-Amz-Signature": "sig"}, timeout=10)
+    assert response.status_code == 200
+    assert response.content == via_api
+    assert requests.get(cdn.replace(str(analysis["id"]), "999"), timeout=10).status_code == 404
+    logged = [r for r in server.simulator.requests if r.path.startswith("/_cdn/")]
+    assert [(r.status, r.authorization, r.query) for r in logged] == [
+        (200, False, {"X-Amz-Signature": "sig"}),
+        (404, False, {}),
+    ]
+
+
 def test_fault_control_routes(server: SimulatorServer, api: Api) -> None:
     control = server.control_url
     response = requests.post(
@@ -984,6 +1025,7 @@ def test_request_log(server: SimulatorServer, api: Api) -> None:
         "token_org": "org-1",
         "time": 1000.0,
         "body": {"video_file_url": URL, "title": "logged"},
+        "authorization": True,
     }
     assert TOKEN not in response.text
     assert "bad" not in json.dumps([r["token_org"] for r in logged])

@@ -9,7 +9,13 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from airflow_provider_aiontheball.testing.simulator.config import API_PREFIX, CONTROL_PREFIX, Fault, RequestRecord
+from airflow_provider_aiontheball.testing.simulator.config import (
+    API_PREFIX,
+    CDN_PREFIX,
+    CONTROL_PREFIX,
+    Fault,
+    RequestRecord,
+)
 from airflow_provider_aiontheball.testing.simulator.control import _ControlHandlers
 from airflow_provider_aiontheball.testing.simulator.core import _BODY_KEY, _ORG_KEY, _TRUNCATE_KEY, _WEBHOOK_KEY, log
 from airflow_provider_aiontheball.testing.simulator.handlers import _ApiHandlers
@@ -25,6 +31,22 @@ _HTTP_REASONS: Final = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+
+
+def _inflating_json(size: int) -> bytes:
+    """A gzip stream of a JSON object that decompresses to about ``size`` bytes (compressed: ~1/1000)."""
+    import zlib
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip container
+    head, tail = b'{"data": {"id": 1, "padding": "', b'"}}'
+    parts = [compressor.compress(head)]
+    chunk = b" " * (1024 * 1024)
+    remaining = max(size - len(head) - len(tail), 0)
+    while remaining > 0:
+        parts.append(compressor.compress(chunk[: min(remaining, len(chunk))]))
+        remaining -= len(chunk)
+    parts += [compressor.compress(tail), compressor.flush()]
+    return b"".join(parts)
 
 
 class Simulator(_ApiHandlers, _ControlHandlers, _Webhooks):
@@ -127,6 +149,15 @@ class Simulator(_ApiHandlers, _ControlHandlers, _Webhooks):
             )
         if fault.kind == "drop":
             return self._drop(request)
+        if fault.kind == "redirect":
+            status = fault.status if 300 <= fault.status < 400 else 302
+            return web.Response(status=status, headers={"Location": str(fault.location)})
+        if fault.kind == "inflate":
+            return web.Response(
+                status=200,
+                body=_inflating_json(fault.size),
+                headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+            )
         if fault.kind == "slow":
             await asyncio.sleep(fault.delay)
         return None
@@ -154,6 +185,7 @@ class Simulator(_ApiHandlers, _ControlHandlers, _Webhooks):
                 token_org=None,
                 time=self.now(),
                 body=None if body is _MALFORMED else body,
+                authorization="Authorization" in request.headers,
             )
             with self._lock:
                 self._log.append(record)
@@ -196,6 +228,8 @@ class Simulator(_ApiHandlers, _ControlHandlers, _Webhooks):
         add.add_get(f"{api}/analyses/{{analysis_id}}/schema", self._schema)
         add.add_post(f"{api}/analyses/{{analysis_id}}/query-intervals", self._query_intervals)
         add.add_get(f"{api}/analyses/{{analysis_id}}/tracking/download", self._tracking)
+        # A CDN's copy of the tracking files: public (no token), where a redirect fault can send downloads.
+        add.add_get(f"{CDN_PREFIX}/tracking/{{analysis_id}}", self._cdn_tracking)
         ctl = CONTROL_PREFIX
         add.add_post(f"{ctl}/faults", self._control_add_fault)
         add.add_get(f"{ctl}/faults", self._control_list_faults)

@@ -9,6 +9,8 @@ from typing import Any, Final, Literal, get_args
 
 API_PREFIX: Final = "/api/v1"
 CONTROL_PREFIX: Final = "/_control"
+#: Public copies of result files, as a CDN would serve them: no token; a ``redirect`` fault points there.
+CDN_PREFIX: Final = "/_cdn"
 ALGORITHM_VERSION: Final = "0.4.98"
 DEFAULT_FPS: Final = 25
 #: Video length when the client gave no end offset (assumed (docs silent); the docs' examples use 5400).
@@ -32,6 +34,8 @@ FaultKind = Literal[
     "slow_after_processing",
     "malformed",
     "truncate",
+    "redirect",
+    "inflate",
 ]
 FAULT_KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 
@@ -118,7 +122,10 @@ class Fault:
         ``truncate`` (process, start the normal response — status, headers — and send the first
         half of its body, then close the connection: an interrupted download. A streamed body, the
         tracking download, ends without its terminating chunk; any other body falls short of its
-        ``Content-Length``).
+        ``Content-Length``), ``redirect`` (answer ``status`` — a 3xx, else 302 — with ``Location:
+        location``, without processing: a download served from a CDN, or a proxy's misplaced redirect)
+        or ``inflate`` (answer 200 with a gzip body that decompresses to ``size`` bytes of JSON, without
+        processing: a decompression bomb).
     :param count: how many matching requests the fault applies to.
     :param method: HTTP method to match, or ``None`` for any.
     :param path: path relative to ``/api/v1`` to match, or ``None`` for any. Matching is by path
@@ -133,6 +140,8 @@ class Fault:
     :param content_type: content type of a ``malformed`` fault (default ``text/html``).
     :param body_match: only requests whose JSON body contains these key/value pairs match, e.g.
         ``{"video_file_url": "https://example.com/b.mp4"}`` to fail one of several create tasks.
+    :param location: the ``Location`` of a ``redirect`` fault (absolute, or relative to the request).
+    :param size: decompressed bytes of an ``inflate`` fault's body (default 16 MiB).
     """
 
     kind: FaultKind
@@ -146,6 +155,8 @@ class Fault:
     body: str | None = None
     content_type: str | None = None
     body_match: dict[str, Any] | None = None
+    location: str | None = None
+    size: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -156,7 +167,11 @@ class Fault:
             raise ValueError(f"status must be an HTTP status code, got {self.status!r}")
         if not isinstance(self.delay, int | float) or self.delay < 0:
             raise ValueError(f"delay must be a non-negative number, got {self.delay!r}")
-        for name in ("method", "path", "message", "body", "content_type"):
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
+            raise ValueError(f"size must be a non-negative integer, got {self.size!r}")
+        if self.kind == "redirect" and not self.location:
+            raise ValueError("a redirect fault needs a location")
+        for name in ("method", "path", "message", "body", "content_type", "location"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string or null, got {getattr(self, name)!r}")
         if self.body_match is not None and not isinstance(self.body_match, dict):
@@ -199,7 +214,9 @@ class RequestRecord:
     """One API request as the simulator saw it (never the token: only the organisation).
 
     ``status`` is the response status, or ``None`` when the connection was dropped; ``time`` is the
-    simulator clock; ``body`` is the parsed JSON body or ``None``.
+    simulator clock; ``body`` is the parsed JSON body or ``None``; ``authorization`` whether the request
+    carried an ``Authorization`` header at all. API paths are relative to ``/api/v1``; the public CDN
+    copies keep their full path (``/_cdn/...``).
     """
 
     method: str
@@ -209,6 +226,7 @@ class RequestRecord:
     token_org: str | None
     time: float
     body: Any
+    authorization: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -170,6 +170,18 @@ class _SimulatorCore:
         video.schedule = [entry for entry in video.schedule if entry[0] < now] + [(now, status)]
         video.forced = True
 
+    def backdate_video(self, video_id: int, seconds: float) -> str:
+        """Move a video's ``created_at`` (wall-clock UTC, whole seconds, like the API's) ``seconds`` into the
+        past, as if created that much earlier (e.g. by another pipeline); returns the new value."""
+        from datetime import datetime, timedelta
+
+        video = self._videos.get(video_id)
+        if video is None:
+            raise KeyError(f"no video {video_id}")
+        created = datetime.fromisoformat(video.created_at.replace("Z", "+00:00")) - timedelta(seconds=seconds)
+        video.created_at = created.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return video.created_at
+
     def set_analysis_outcome(self, analysis_id: int, outcome: str, *, error_at_progress: float = 50.0) -> None:
         """Change the outcome of an existing analysis (``"done"`` or ``"error"``)."""
         analysis = self._analyses.get(analysis_id)

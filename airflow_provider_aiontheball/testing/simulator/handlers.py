@@ -10,7 +10,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
-from airflow_provider_aiontheball.testing.simulator.config import ANALYSIS_UUID_NAMESPACE, DEFAULT_FPS, VIDEO_OUTCOMES
+from airflow_provider_aiontheball.testing.simulator.config import (
+    ANALYSIS_UUID_NAMESPACE,
+    DEFAULT_FPS,
+    VIDEO_OUTCOMES,
+    RequestRecord,
+)
 from airflow_provider_aiontheball.testing.simulator.core import _ORG_KEY, _TRUNCATE_KEY, _SimulatorCore
 from airflow_provider_aiontheball.testing.simulator.match import (
     _events_json,
@@ -226,12 +231,41 @@ class _ApiHandlers(_SimulatorCore):
         if fmt not in ("parquet", "json"):
             raise _ApiError(422, _validation_payload({"format": ["The selected format is invalid."]}))
         analysis, _, _ = self._done_analysis(request)
+        return await self._tracking_file(request, analysis.id, fmt)
+
+    async def _cdn_tracking(self, request: web.Request) -> web.StreamResponse:
+        """A CDN's public copy of an analysis's tracking file (no token needed; a ``redirect`` fault sends
+        downloads here). Logged like an API request, with whether an ``Authorization`` header came along."""
+        record = RequestRecord(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query.items()),
+            status=None,
+            token_org=None,
+            time=self.now(),
+            body=None,
+            authorization="Authorization" in request.headers,
+        )
+        with self._lock:
+            self._log.append(record)
+        try:
+            analysis_id = int(request.match_info["analysis_id"])
+        except ValueError:
+            analysis_id = -1
+        fmt = request.query.get("format", "parquet")
+        if analysis_id not in self._analyses or fmt not in ("parquet", "json"):
+            record.status = 404
+            return web.Response(status=404, text="Not Found")
+        record.status = 200
+        return await self._tracking_file(request, analysis_id, fmt)
+
+    async def _tracking_file(self, request: web.Request, analysis_id: int, fmt: str) -> web.StreamResponse:
         response = web.StreamResponse(
             status=200,
             headers={
                 # assumed (docs silent): content types and attachment file name.
                 "Content-Type": "application/octet-stream" if fmt == "parquet" else "application/json",
-                "Content-Disposition": f"attachment; filename=tracking_{analysis.id}.{fmt}",
+                "Content-Disposition": f"attachment; filename=tracking_{analysis_id}.{fmt}",
             },
         )
         response.enable_chunked_encoding()
