@@ -584,17 +584,20 @@ class Drills:
         worker = self.wait_until(f"the worker running pid {pid}", lambda: self.harness.owner_of(pid), 20)
         titles = Counter(v.get("title") for v in self.harness._all_videos())
         self.notes["video_existed_at_kill"] = titles[self.notes["worker_kill_title"]]
-        # Every task the worker runs dies with it (concurrency > 1): those, and only those, may retry.
+        # Every task the worker runs dies with it (concurrency > 1): those, and only those, may retry. A task
+        # handed to a worker moments before (queued, or running with no pid recorded yet) may be on this one:
+        # it may retry too. One whose pid belongs to another worker may not.
         self.notes["worker_kill_tasks"] = sorted(
             f"{task_id}[{map_index}]"
             for (task_id, map_index), ti in self.tis().items()
-            if ti["state"] == "running" and ti["pid"] and self.harness.owner_of(int(ti["pid"])) is worker
+            if ti["state"] in ("queued", "running")
+            and (not ti["pid"] or self.harness.owner_of(int(ti["pid"])) is worker)
         )
         killed = self.harness.kill(worker)
         self.notes["worker_killed_at"] = time.time()
         self.progress(
             f"Drill worker-kill: SIGKILLed {worker.name} ({killed} processes) while create_video[{key[1]}] ran "
-            f"(tasks on it: {', '.join(self.notes['worker_kill_tasks'])}); restarting it"
+            f"(tasks on it or just handed out: {', '.join(self.notes['worker_kill_tasks'])}); restarting it"
         )
         self.notes["worker_killed"] = worker.name
         # A crashed worker pod comes back; its lost task is the scheduler's to retry.
