@@ -7,6 +7,8 @@
 #   make demo-events                   the event-driven example pair (AssetWatcher, Airflow 3) against the simulator
 #   make bench                         the benchmarks (see benchmarks/README.md)
 #   make e2e-browser                   the demo, then its UI checked in headless Chromium (screenshots)
+#   make docs                          the documentation site (Sphinx) into docs/_build/html, warnings as errors
+#   make docs-browser                  the built site opened in headless Chromium (screenshots)
 #   make e2e-distributed               Airflow 3.3.2 with Celery, PostgreSQL, Redis, two workers and two
 #                                      triggerers, through fault drills (see docs/scale.md)
 # Each Airflow version gets its own virtualenv holding exactly its lock, rebuilt when the lock or
@@ -20,7 +22,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: test lint typecheck standalone test-airflow soak demo demo-events bench clean venv check-lock constraints \
-	e2e-distributed distributed-venv e2e-browser
+	e2e-distributed distributed-venv e2e-browser docs docs-browser
 
 # uv (from PyPI, into a venv of its own) creates the virtualenvs and installs into them.
 UV_VERSION := 0.13.10
@@ -112,6 +114,22 @@ e2e-browser: $(STAMP)
 		$(BIN)/python scripts/demo.py --browser-check $(DEMO_ARGS); \
 	else \
 		echo "SKIPPED make e2e-browser: Chromium could not be installed on this machine (see above)."; \
+	fi
+
+# The documentation site (docs/: MyST Markdown pages, code samples included from example_dags/, the API
+# reference by autodoc), built with this venv. -W: every warning fails the build; -n: so does every
+# cross-reference that does not resolve (docs/conf.py lists the few it does not check, and why).
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -n -b html docs docs/_build/html
+
+# The built site in headless Chromium (Debian's chromium, driven by the locked playwright package): the
+# index, the connection page and a how-to open with their titles and rendered code blocks; screenshots go
+# to docs/_build/screenshots/. Where Chromium cannot be installed the check is skipped with a message.
+docs-browser: docs
+	@if scripts/install-browser.sh; then \
+		$(BIN)/python scripts/docs_browser_check.py docs/_build/html docs/_build/screenshots; \
+	else \
+		echo "SKIPPED make docs-browser: Chromium could not be installed on this machine (see above)."; \
 	fi
 
 bench: $(STAMP)

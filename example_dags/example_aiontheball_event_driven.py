@@ -86,6 +86,7 @@ def video_id_of(video: dict[str, Any]) -> int:
     return int(video["id"])
 
 
+# [START howto_analyses_to_fetch]
 def analyses_to_fetch(events: Any, requested: Any = ()) -> list[dict[str, int]]:
     """One ``{"analysis_id", "video_id"}`` per analysis, in id order, without duplicates.
 
@@ -104,6 +105,7 @@ def analyses_to_fetch(events: Any, requested: Any = ()) -> list[dict[str, int]]:
         # No video id by hand: the results task then reads the analysis itself (GET /analyses/{id}).
         found.setdefault(int(analysis_id), {"analysis_id": int(analysis_id)})
     return [found[analysis_id] for analysis_id in sorted(found)]
+    # [END howto_analyses_to_fetch]
 
 
 def stranded_events(events: Any, *, after: dt.datetime, up_to: dt.datetime) -> list[Any]:
@@ -135,6 +137,7 @@ if AssetWatcher is not None:
     from airflow_provider_aiontheball.operators.video import AIOnTheBallCreateVideoOperator
     from airflow_provider_aiontheball.triggers.analysis_done import AIOnTheBallAnalysisDoneTrigger
 
+    # [START howto_analysis_done_watcher]
     #: "Every analysis of the organisation the token belongs to", updated by the watcher: one asset event
     #: per analysis that reaches ``done`` (``statuses=("done", "error")`` would report failures too).
     ANALYSES = analyses_asset(
@@ -150,6 +153,7 @@ if AssetWatcher is not None:
             )
         ],
     )
+    # [END howto_analysis_done_watcher]
 
     #: Updated by each results task that stored an analysis's results; its events carry the match's
     #: metadata (``extra``: ``video_id``, ``analysis_id``, ``game_name``, ``results`` paths, counts...).
@@ -189,6 +193,7 @@ if AssetWatcher is not None:
                 matches.append(match)
             return matches
 
+        # [START howto_event_driven_start]
         # wait_for_available=False (the default): the task ends as soon as the POST succeeded.
         videos = AIOnTheBallCreateVideoOperator.partial(task_id="create_video").expand_kwargs(matches_to_create())
         # Started while the video is still downloading: the API documents the status
@@ -199,6 +204,7 @@ if AssetWatcher is not None:
         AIOnTheBallCreateAnalysisOperator.partial(task_id="create_analysis").expand(
             video_id=videos.output.map(video_id_of)
         )
+        # [END howto_event_driven_start]
 
     @dag(
         dag_id="example_aiontheball_event_driven_results",
@@ -224,6 +230,7 @@ if AssetWatcher is not None:
         default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=2)},
     )
     def example_aiontheball_event_driven_results() -> None:
+        # [START howto_event_driven_results]
         @task(inlets=[ANALYSES])  # inlets: to read the asset's other events (stranded_events)
         def finished_analyses(
             triggering_asset_events: Any = None,
@@ -253,6 +260,7 @@ if AssetWatcher is not None:
             output_path="{{ params.output_path }}",
             outlets=[RESULTS],
         ).expand_kwargs(finished_analyses())
+        # [END howto_event_driven_results]
 
     example_aiontheball_event_driven_start_dag = example_aiontheball_event_driven_start()
     example_aiontheball_event_driven_results_dag = example_aiontheball_event_driven_results()

@@ -87,9 +87,11 @@ DEFAULT_MATCHES: list[dict[str, Any]] = [
 log = logging.getLogger(__name__)
 
 
+# [START howto_video_id_of]
 def video_id_of(video: dict[str, Any]) -> int:
     """The id of a video returned by ``create_video`` (used to map the sensors over the creates)."""
     return int(video["id"])
+    # [END howto_video_id_of]
 
 
 def analysis_wait_kwargs(analysis: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +127,7 @@ def analysis_id_of(analysis: dict[str, Any]) -> int:
         ),
         "cleanup": Param(False, type="boolean", description="Delete the videos (and their analyses) at the end."),
     },
+    # [START howto_retries_default_args]
     default_args={
         # Transient API trouble is already retried inside each request and tolerated by the waiting
         # trigger; task retries cover what outlasts that (e.g. a long outage). Creating again is safe:
@@ -132,6 +135,7 @@ def analysis_id_of(analysis: dict[str, Any]) -> int:
         "retries": 2,
         "retry_delay": dt.timedelta(seconds=RETRY_DELAY_SECONDS),
     },
+    # [END howto_retries_default_args]
 )
 def example_aiontheball_match_ingestion() -> None:
     @task
@@ -145,6 +149,7 @@ def example_aiontheball_match_ingestion() -> None:
             matches.append(match)
         return matches
 
+    # [START howto_mapped_create_and_wait]
     created = AIOnTheBallCreateVideoOperator.partial(
         task_id="create_video",
         # Bad fields (a malformed URL or date) fail the mapped task at once, without retries.
@@ -159,6 +164,7 @@ def example_aiontheball_match_ingestion() -> None:
         # be skipped silently. Such failures end the task at once, without spending retries.
         soft_fail=False,
     ).expand(video_id=created.output.map(video_id_of))
+    # [END howto_mapped_create_and_wait]
 
     @task
     def summarize_video(video: dict[str, Any]) -> dict[str, Any]:
@@ -176,6 +182,7 @@ def example_aiontheball_match_ingestion() -> None:
 
     summaries = summarize_video.expand(video=ready.output)
 
+    # [START howto_mapped_analysis_and_results]
     # The analysis need not wait for the video: the API queues it until the video is ready.
     analyses = AIOnTheBallCreateAnalysisOperator.partial(task_id="create_analysis").expand(
         video_id=created.output.map(video_id_of)
@@ -193,6 +200,7 @@ def example_aiontheball_match_ingestion() -> None:
         # run_id, not ds: runs triggered by hand on Airflow 3 have no logical date.
         output_path="{{ params.output_path }}/{{ run_id }}",
     ).expand(analysis_id=analysed.output.map(analysis_id_of))
+    # [END howto_mapped_analysis_and_results]
 
     @task
     def report_possession(paths: dict[str, str]) -> dict[str, Any]:

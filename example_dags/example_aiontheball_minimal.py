@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+# [START howto_minimal_dag]
 import datetime as dt
 
 from airflow.providers.common.compat.sdk import DAG
@@ -37,3 +38,4 @@ with DAG(
         video_id="{{ ti.xcom_pull(task_ids='create_video', key='video_id') }}",
     )
     create_video >> wait_for_video >> delete_video
+# [END howto_minimal_dag]

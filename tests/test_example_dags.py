@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 import requests
 
-from tests.helpers import EXAMPLE_DAGS, api_requests, load_dag_file, states
+from tests.helpers import EXAMPLE_DAGS, api_requests, load_dag_file, states, xcom_value
 
 EXAMPLE_FILES = sorted(EXAMPLE_DAGS.glob("example_*.py"))
 AIRFLOW_3 = int(importlib.metadata.version("apache-airflow").split(".")[0]) >= 3
@@ -234,3 +234,57 @@ def test_event_driven_results_also_takes_events_stored_while_its_run_was_queued(
     events = [_Event({"analysis_id": i}, timestamp=when) for i, when in enumerate(at)]
     late = example.stranded_events(events, after=at[1], up_to=at[3])  # Airflow 3.0/3.1: a plain list
     assert [e.extra["payload"]["analysis_id"] for e in late] == [2, 3]
+
+
+# -- the examples the documentation site includes (docs/: videos, analyses and results, offline tests) ----
+
+
+def test_video_lifecycle_example_creates_updates_and_deletes(airflow_db, aiontheball_conn):
+    dag = load_dag_file(EXAMPLE_DAGS / "example_aiontheball_video_lifecycle.py")
+    dag_run = dag.test()
+    task_states = states(dag_run)
+    assert str(dag_run.state) == "success", task_states
+    assert set(task_states.values()) == {"success"}
+    (post,) = api_requests(aiontheball_conn, "POST", "/videos")
+    assert post["body"]["title"] == "Ajax vs PSV"
+    (put,) = api_requests(aiontheball_conn, "PUT")
+    assert put["path"] == "/videos/790"
+    assert put["body"] == {"title": "Ajax - PSV (Eredivisie)", "date": "2025-01-16"}, "only the fields given"
+    assert len(api_requests(aiontheball_conn, "DELETE")) == 1
+    assert aiontheball_conn.simulator.video_json(790) is None, "deleted"
+    described = xcom_value(dag_run, "describe_video", "return_value")
+    assert described == {"id": 790, "title": "Ajax - PSV (Eredivisie)", "status": "available", "listed": True}
+
+
+def test_analysis_results_example_writes_results_and_returns_small_ones(
+    airflow_db, aiontheball_conn, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("AIONTHEBALL_EXAMPLE_ANALYSIS_MIN_POLL_SECONDS", "0.2")
+    dag = load_dag_file(EXAMPLE_DAGS / "example_aiontheball_analysis_results.py")
+    dag_run = dag.test(run_conf={"output_path": str(tmp_path / "results")})
+    task_states = states(dag_run)
+    assert str(dag_run.state) == "success", task_states
+    assert set(task_states.values()) == {"success"}
+    written = sorted(path.name for path in (tmp_path / "results").rglob("analysis_*"))
+    assert written == [f"analysis_1247_{name}.json" for name in ("events", "query_intervals", "tracking")]
+    small = xcom_value(dag_run, "summary_to_xcom", "return_value")
+    assert set(small) == {"summary", "schema"}
+    (query,) = [r for r in api_requests(aiontheball_conn, "POST") if r["path"].endswith("/query-intervals")]
+    assert query["body"]["filters"] == [{"type": "team_possession", "teams": ["team_0"]}]
+
+
+def test_offline_test_example_runs_its_dag_against_its_own_simulator(airflow_db, monkeypatch):
+    """``run_offline``: the simulator, the connection and ``dag.test()`` as the docs show them (no fixture)."""
+    monkeypatch.delenv("AIRFLOW_CONN_AIONTHEBALL_DEFAULT", raising=False)
+    target = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]) / "example_aiontheball_offline_test.py"
+    shutil.copyfile(EXAMPLE_DAGS / target.name, target)  # Airflow 3.3: dag.test() runs dags-folder DAGs only
+    spec = importlib.util.spec_from_file_location(f"dag_under_test_{target.stem}", target)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dag_run = module.run_offline(module.example_aiontheball_offline_test_dag)
+    task_states = states(dag_run)
+    assert str(dag_run.state) == "success", task_states
+    assert set(task_states.values()) == {"success"}
+    assert "AIRFLOW_CONN_AIONTHEBALL_DEFAULT" not in os.environ, "the connection was set for the run only"
