@@ -22,8 +22,8 @@ started elsewhere (the web app, another pipeline) are picked up too.
 Delivery is at least once (a triggerer restart can repeat an event), so the results are written to
 ``<output_path>/analysis_<id>_<name>.json``, without the run id: an analysis handled twice overwrites
 its own files with the same content. On Airflow 3.0-3.2 an analysis that finishes while the triggerer
-is down is not noticed (3.3+ resumes from a cursor in the asset state store); see the README's
-"Event-driven scheduling" section.
+is down is not noticed (3.3+ resumes from a cursor in the asset state store); see
+docs/event-driven.md.
 
 Run both against the bundled simulator with ``make demo-events``, or against the real API by giving
 the ``aiontheball_default`` connection your token (leave its host empty) and real match URLs.

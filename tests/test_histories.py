@@ -7,11 +7,11 @@ same match, URLs re-signed at every render, task state store records that expire
 off the server's, token rotations in both orders (between tries and during a deferred wait), triggerer
 restarts, garbled and oversized answers while waiting, and downloads redirected to a CDN.
 
-After every step it checks the invariants the README promises:
+After every step it checks the invariants the docs promise (docs/exactly-once.md):
 
-* the task never holds a video it did not create (a foreign one only where the README says so: with no
+* the task never holds a video it did not create (a foreign one only where the docs say so: with no
   state-store record to go by, one made during the run, matching every listed field, unclaimed);
-* at most one video of this task's request exists, but for the duplicates the README documents;
+* at most one video of this task's request exists, but for the duplicates the docs document;
 * a refused token or field leaves nothing in flight;
 * no token or signature in any log line, exception, XCom, state-store record, trigger row or event;
 * every wait ends as the server's final status implies; a download equals the API's file and never carries
@@ -218,7 +218,7 @@ class CreateWaitHistory(RuleBasedStateMachine):
             video_id = int(hook.create_video(FOREIGN_URL, **MATCH)["id"])
         if seconds_before:
             self.server.simulator.backdate_video(video_id, seconds_before)
-        else:  # README: within the second before a POST, and not yet listed, it cannot be told from one's own
+        else:  # Documented: within the second before a POST, and not yet listed, it cannot be told from one's own
             self.same_second.add(video_id)
         self.foreign.add(video_id)
 
@@ -299,7 +299,7 @@ class CreateWaitHistory(RuleBasedStateMachine):
             if self.store is not None:
                 self.texts.append(json.dumps(self.store.values))
             if self.logged_since(records_before, entries_before, "Cannot tell which video an earlier try"):
-                # README: a retry with no record to go by (no store, or it forgot) looks by documented fields
+                # Documented: a retry with no record to go by (no store, or it forgot) looks by documented fields
                 # since the run began; finding several unclaimed candidates, it says so and creates a new one —
                 # in this try, or, if this POST's outcome stays unknown, in the try that completes it.
                 self.documented_duplicates += 1
@@ -315,7 +315,7 @@ class CreateWaitHistory(RuleBasedStateMachine):
             return
         self.holds = int(video["id"])
         if self.logged_since(records_before, entries_before, "an earlier try of this task created it (try"):
-            # README: with no record to go by (no task state store, or it forgot), a retry takes a video made
+            # Documented: with no record to go by (no task state store, or it forgot), a retry takes a video made
             # during the run that matches every listed field and that no task of the run claims.
             assert self.try_number > 1
             assert not isinstance(record_before, dict), "taken by fields although a record told what was sent"

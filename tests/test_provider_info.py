@@ -90,7 +90,7 @@ def test_airflow_providers_manager_discovers_the_connection_type():
     assert hook_info.hook_class_name == CONNECTION_TYPE["hook-class-name"]
     assert hook_info.connection_id_attribute_name == "aiontheball_conn_id"
     if form_only_from_hook_class_without_fab():
-        # What the README's compatibility table says: the generic form, until the FAB provider is installed.
+        # What the compatibility table (docs/index.md) says: the generic form, until the FAB provider is installed.
         assert "aiontheball" not in manager.field_behaviours
     else:
         assert manager.field_behaviours["aiontheball"]["relabeling"]["password"] == "API token"

@@ -4,8 +4,8 @@ A create task must never make a second video or analysis when it is retried, cle
 its POST is lost or a proxy answers 5xx after the backend committed; and it must never take a resource it
 did not create. The API documents little to tell them apart: the video list shows ``id, status,
 game_name, title, created_at``, the team names, ``duration`` and ``analyses`` (``{id, status}``) — not the
-submitted URL — and ``GET /analyses/{id}`` is not documented at all. So (the README's "Retries never
-duplicate" states the guarantee; docs/architecture.md why):
+submitted URL — and ``GET /analyses/{id}`` is not documented at all. So (docs/exactly-once.md states the
+guarantee; docs/architecture.md why):
 
 1. **Durable record** (a task state store: Airflow >= 3.3, ``durable=True``). Before any request the task
    writes ``{"request": <fingerprint>}``; right before the POST it adds ``posted_at`` (its clock),

@@ -87,7 +87,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
     5xx) is never re-sent — the analysis it may have started is looked for among the video's
     ``analyses`` that were not there before the POST. Without a task state store a retry reuses an
     analysis of the video, unclaimed by other tasks of the DAG run, created since the run started
-    (see the README's "Retries never duplicate, and never adopt").
+    (see docs/exactly-once.md, "Exactly once").
 
     :param video_id: the video to analyse (templated).
     :param fps: frames per second to analyse (positive integer, templated). Default: the server's (25).

@@ -70,8 +70,8 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
     sensors, the extra link and clean-up tasks work even if a later wait fails. It returns the video
     (XCom ``return_value``): the created video, or with ``wait_for_available=True`` the available one.
 
-    **Retries never duplicate a video, and never take another's** (the README's "Retries never
-    duplicate, and never adopt"). On Airflow 3.3+ the id is kept in the task state store the moment the
+    **Retries never duplicate a video, and never take another's** (docs/exactly-once.md, "Exactly
+    once"). On Airflow 3.3+ the id is kept in the task state store the moment the
     POST returns, and a retry reattaches to exactly that video (a new one is created only if it is gone
     or failed); a presigned URL re-signed for the retry is the same request. A POST whose answer is
     lost, or that gets a 5xx, is never re-sent: the operator looks for the video it created after the

@@ -4,7 +4,7 @@ Its classpath and kwargs are stored in users' trigger rows, and its cursor in Ai
 under :data:`STATE_KEY_ANALYSIS_DONE`: only add kwargs with defaults, never rename or move the class or
 the key, never change the cursor's format without reading the old one.
 
-How it watches (the README's "Event-driven scheduling" section is the user's view):
+How it watches (docs/event-driven.md is the user's view):
 
 * **One listing per interval.** Each poll lists every page of the documented ``GET /videos`` (one request
   per page: ``ceil(videos / page size)``, at least 1, whatever the number of analyses) and takes each

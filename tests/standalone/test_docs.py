@@ -142,3 +142,34 @@ def test_marker_names_are_unique_across_examples():
             if kind == "START":
                 owners.setdefault(name, []).append(example.name)
     assert {name: files for name, files in owners.items() if len(files) > 1} == {}
+
+
+def marked_sections() -> dict[str, str]:
+    """Every example's text between ``# [START name]`` and ``# [END name]``, by name."""
+    sections = {}
+    for example in EXAMPLES:
+        text = example.read_text()
+        for match in re.finditer(
+            r"^# \[START (?P<name>[^\]]+)\]\n(?P<body>.*?)^# \[END (?P=name)\]$", text, re.M | re.S
+        ):
+            sections[match["name"]] = match["body"]
+    return sections
+
+
+def test_the_readme_is_short_and_its_python_is_an_example_section():
+    """The README is a page long; its Python (GitHub cannot include files) is a tested example's section,
+    character for character, so it cannot drift from code that runs."""
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    blocks = re.findall(r"^```python\n(.*?)^```$", readme, re.M | re.S)
+    assert blocks, "the README shows a DAG"
+    sections = marked_sections()
+    for block in blocks:
+        assert block in sections.values(), "a README Python block that is no example section:\n" + block[:300]
+
+
+def test_the_readmes_links_into_the_repository_resolve():
+    readme = (REPO / "README.md").read_text()
+    targets = {target.split("#")[0] for target in re.findall(r"\]\((?!https?://)([^)\s]+)\)", readme)}
+    assert targets, "the README links into the site"
+    assert sorted(target for target in targets if not (REPO / target).exists()) == []
