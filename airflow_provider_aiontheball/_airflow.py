@@ -1,7 +1,7 @@
 """The Airflow names that DAG-parse-time modules need, each from where it lives in this Airflow.
 
 ``airflow.providers.common.compat.sdk`` finds the same objects (newest location first), but importing
-that layer adds ~1 ms to every DAG-file parse (benchmarks/README.md, "DAG-parse cost"). This is the one
+that layer adds to every DAG-file parse (benchmarks/README.md, "DAG-parse cost"). This is the one
 place that knows the locations: a name is imported when first asked for (PEP 562), so a DAG that uses
 only operators never imports the sensor base classes.
 """

@@ -1,19 +1,8 @@
 """Asset URIs of the provider, asset objects, and the metadata the operators attach to asset events.
 
-URI scheme (registered with Airflow through the provider info: ``asset-uris`` on Airflow 3,
-``dataset-uris`` on Airflow 2, handler :func:`sanitize_uri`)::
-
-    aiontheball://<host>/videos/<video_id>        one video (uploaded match)
-    aiontheball://<host>/analyses/<analysis_id>   one analysis and its results
-    aiontheball://<host>/analyses                 every analysis of the organisation the token belongs to
-
-``<host>`` is the host of the connection's API base URL (:func:`host_of`), with its port when it is not
-the scheme's default, so two API deployments (production, a staging server, the bundled simulator)
-never share an asset. The API version path (``/api/v1``) is not part of the URI: an analysis stays the
-same data when the client moves to a newer API version.
-
-Pure functions: nothing here imports Airflow at module import (DAG files import the operators, which
-import this module); the asset helpers import ``Asset``/``Dataset`` when called.
+URIs are ``aiontheball://<host>/videos/<video_id>``, ``.../analyses/<analysis_id>`` and ``.../analyses``
+(registered through the provider info, handler :func:`sanitize_uri`). Pure functions: nothing here imports
+Airflow at module import. The scheme and why it names the host: see docs/internals.md, "Asset URIs".
 """
 
 from __future__ import annotations

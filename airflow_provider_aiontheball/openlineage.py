@@ -1,25 +1,9 @@
 """OpenLineage lineage of the provider's operators (the ``[openlineage]`` extra).
 
 Active only where ``apache-airflow-providers-openlineage`` is installed and configured: its listener
-calls ``get_openlineage_facets_on_complete`` (and ``..._on_failure``) of our operators on the worker when
-a task ends, and those delegate here. Nothing in this module is imported when a DAG file is parsed, and
-nothing from ``openlineage`` is imported until a lineage method runs.
-
-Datasets (OpenLineage naming: namespace = ``scheme://authority``, name = the path):
-
-* the source video of :class:`~airflow_provider_aiontheball.operators.video.AIOnTheBallCreateVideoOperator`:
-  its URL **without query string, fragment or credentials** (a presigned URL's signature is a credential),
-  e.g. ``https://example.com/matches/a.mp4?X-Amz-Signature=...`` → namespace ``https://example.com``,
-  name ``/matches/a.mp4``;
-* AI on the Ball videos and analyses: the provider's asset URIs (:mod:`airflow_provider_aiontheball.assets`)
-  split the same way, so an Airflow asset and its OpenLineage dataset name one thing:
-  ``aiontheball://aiontheball.nl/videos/789`` → namespace ``aiontheball://aiontheball.nl``, name
-  ``videos/789`` (the URI is ``namespace + "/" + name``, as for object stores);
-* result files: a local path → namespace ``file``, name the absolute path (openlineage-python's
-  ``LocalFileSystem`` naming); ``s3://bucket/key`` → ``s3://bucket`` + ``key`` (``gs``, ``gcs`` → ``gs``,
-  ``abfs(s)``, ``wasb(s)`` alike); any other URI → ``scheme://authority`` + path. Events, query intervals
-  and tracking carry a ``schema`` facet with the documented columns; summary and schema a
-  ``documentation`` facet (nested JSON objects the API documents only in part).
+calls our operators' ``get_openlineage_facets_on_complete`` (and ``..._on_failure``) on the worker, and
+those delegate here. Nothing here is imported when a DAG file is parsed. The datasets and their naming:
+see docs/internals.md, "OpenLineage datasets".
 """
 
 from __future__ import annotations

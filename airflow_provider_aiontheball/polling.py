@@ -1,15 +1,9 @@
 """When to poll next: the polling schedules, pure and clock-injectable.
 
 Used through :mod:`airflow_provider_aiontheball.waiting` by the triggers, sensors and operators, and
-directly by the benchmarks' virtual-clock simulations, so a schedule measured in the benchmarks is the
-schedule that runs in production. Nothing here sleeps or performs I/O.
-
-:class:`Jitter` spreads the polls of waits that started together (1,000 sensors deferring in the same
-second, a triggerer restart): the first poll in the triggerer and every interval get bounded random
-jitter, from an injectable ``random.Random`` (seeded in tests; in production one unseeded per process). It is
-applied where a wait decides its next delay (``waiting.Wait``), on top of the schedules' intervals; a
-server's ``Retry-After`` is only ever lengthened by it. The triggerer's shared back-off after a 429 uses
-the same rule (``hooks/_async_sessions.RequestBudget``).
+directly by the benchmarks, so a schedule measured there is the schedule that runs in production.
+:class:`Jitter` spreads the polls of waits that started together. Nothing here sleeps or performs I/O.
+See docs/internals.md, "Polling schedules and jitter".
 """
 
 from __future__ import annotations
@@ -29,10 +23,9 @@ from airflow_provider_aiontheball.defaults import (
     MAX_SPREAD_SECONDS,
 )
 
-#: The random source of every wait that was not given its own: unseeded, one per process. One stream
-#: spreads waits as well as one per wait would, and a Mersenne Twister per wait would cost each waiting
-#: trigger 2.5 KB (+40 % of its memory) and an ``os.urandom`` read. Reseeded in a forked child (Celery's
-#: prefork workers), as ``random`` does for its own, so siblings do not jitter in step.
+#: The random source of every wait that was not given its own: unseeded, one per process (it spreads waits as
+#: well as one per wait, for less memory), reseeded in a forked child (Celery's prefork workers) so siblings
+#: do not jitter in step. See docs/internals.md, "Polling schedules and jitter".
 _PROCESS_RNG = random.Random()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_PROCESS_RNG.seed)

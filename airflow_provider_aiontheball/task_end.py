@@ -1,32 +1,10 @@
 """Ending a deferred wait's task in the triggerer, so a wait costs one worker start instead of two.
 
-A deferred task normally starts on a worker twice: once to defer, once to resume in
-``execute_complete``. Airflow (2.10+; every version we support) also lets a trigger end its task itself
-with ``TaskSuccessEvent`` / ``TaskSkippedEvent`` and the task's XComs: the triggerer sets the state,
-pushes the XComs and queues the success callback for the DAG processor. Every executor: the triggerer
-does it, no worker is involved. Our triggers do that for the outcomes whose meaning does not depend on
-the worker:
-
-* **success**: the task succeeds in the triggerer with exactly the XComs ``execute_complete`` would
-  push — ``return_value`` (unless ``do_xcom_push=False``), and for a video ``mp4_source`` and, on
-  Airflow 3, the extra link's stored URL (Airflow 3 stores a task's links as XComs when the task ends
-  on a worker; here no worker ends it);
-* **timeout of a ``soft_fail`` sensor**: skipped in the triggerer, unless the task's
-  ``execution_timeout`` is what ran out (that fails as ``AirflowTaskTimeout``, retries applying).
-
-Everything else — a failed video or analysis, a timeout without ``soft_fail``, an error — resumes on the
-worker as before, where ``execute_complete`` raises the same exception as ever: fail-without-retry for a
-terminal failure (Airflow 3.3 would route a ``TaskFailedEvent`` to a retry), the sensor timeout, and the
-failure callback with the exception. Failures are rare; the second worker start there buys the exact
-semantics.
-
-Not used (the task resumes on the worker) when the task has ``outlets`` — asset events are emitted by
-the worker's task runner only — when it sets ``multiple_outputs``, when OpenLineage is enabled (its
-listener, which emits the task's COMPLETE event with the lineage, runs only in the worker's task runner;
-a task the triggerer ends emits none), or when the user passes ``finish_in_triggerer=False``.
-
-``dag.test()`` (every version) does not honour task-end events: it resumes the task with the event's
-payload. Our end events keep the usual payload, so that resume takes the ordinary path.
+On success (and on the timeout of a ``soft_fail`` sensor) our triggers end the task themselves with
+``TaskSuccessEvent`` / ``TaskSkippedEvent`` and the XComs ``execute_complete`` would push; everything
+else resumes on the worker. Not used with ``outlets``, ``multiple_outputs``, OpenLineage enabled or
+``finish_in_triggerer=False``. Why, and what Airflow does underneath: see docs/internals.md, "Ending a
+wait in the triggerer".
 """
 
 from __future__ import annotations
@@ -128,10 +106,8 @@ async def trigger_event(
         if finish.get("push_return_value", True):
             xcoms["return_value"] = decision.resource
         if _AIRFLOW_3:
-            # Airflow 3 stores a TaskSuccessEvent's XComs JSON-encoded a second time (the triggerer's
-            # XComModel.set(serialize=True)), so a downstream task would pull a string instead of the dict.
-            # Set them the way a worker does: through the Task SDK (the configured XCom backend, then the
-            # execution API), which the triggerer serves to its triggers.
+            # Airflow 3's triggerer would JSON-encode these XComs twice: set them through the Task SDK, as a
+            # worker does (docs/internals.md, "Ending a wait in the triggerer").
             if not await _set_xcoms_through_sdk(trigger, xcoms):
                 return TriggerEvent(payload)
             xcoms = {}

@@ -1,26 +1,8 @@
 """Starting a sensor's wait in the triggerer (``start_from_trigger=True``): a wait with no worker start.
 
-Airflow can defer a task straight from the scheduler: the task's ``start_trigger_args`` name the trigger
-and its kwargs, the scheduler writes the trigger row instead of queueing the task, and the triggerer
-runs it. With the trigger ending the task too (:mod:`airflow_provider_aiontheball.task_end`), a
-successful wait never touches a worker: no task runner, no DAG-file parse, no slot.
-
-Only on Airflow 3.3+: the kwargs are fixed when the DAG is parsed, and only from 3.3 does the triggerer
-render the task's templated fields among them (here ``video_id`` / ``analysis_id``, e.g. an
-``xcom_pull`` of the id the create task pushed) before the trigger runs. On older versions asking for it
-warns once at parse time and the sensor defers from a worker as usual (the ids a wait needs are almost
-always templated). Not for mapped tasks: Airflow starts those on a worker.
-
-What differs from a wait deferred by a worker, all documented on the sensors:
-
-* no first poke before deferring — the trigger's first poll comes within ``min_poll_interval``;
-* the deadline is Airflow's own trigger timeout (``timeout``, or ``execution_timeout`` when shorter: the
-  scheduler takes the earlier), set when the scheduler defers the task; when it passes the task resumes
-  on a worker, which raises the sensor timeout (``soft_fail`` skips) or ``AirflowTaskTimeout`` as usual;
-* an ``xcom_pull`` in a templated id must pass ``map_indexes=-1``: without it, it asks for every map index,
-  which Airflow 3.3's triggerer cannot answer (the rendering hangs); checked at parse time;
-* a templated id that renders to something that is not an id fails the task without retries, naming the
-  field, once it resumes on a worker (nothing is requested with it).
+The scheduler defers the task straight to the triggerer from its ``start_trigger_args``; only on Airflow
+3.3+ (the first to render templated trigger kwargs), never for mapped tasks. What differs from a wait
+deferred by a worker: see docs/internals.md, "Starting a wait in the triggerer".
 """
 
 from __future__ import annotations

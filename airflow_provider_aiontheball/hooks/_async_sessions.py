@@ -1,43 +1,10 @@
 """What the triggers of one event loop share: a session per base URL, settings and a request budget.
 
-**Sessions.** One shared ``aiohttp.ClientSession`` per (event loop, base URL), reference-counted.
-
-The triggerer runs every deferred wait as a coroutine in one event loop. A session per poll (what
-the HTTP-based providers do) pays a new connection pool, TCP handshake and TLS setup for every
-request: measured here at about 3x the CPU per request. Instead, every trigger of the loop that
-talks to the same base URL borrows the same session with a bounded, keep-alive connection pool.
-
-The session carries no credentials: the ``Authorization`` header is set per request, so two
-connections with different tokens can share it without seeing each other's token. It is created
-lazily by the first user and closed when its last user releases it.
-
-**Proxies.** The session honours ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` (and
-the lowercase forms) exactly as ``requests`` (the sync hook) does: :func:`proxy_from_env` asks
-``requests``' own resolution once, when the session is created (a session serves one base URL and
-never follows redirects), and hands the result to aiohttp as the session's proxy. We do not set
-aiohttp's ``trust_env``: besides proxies it reads ``~/.netrc`` (or ``$NETRC``) for Basic-auth
-credentials of the API host, which makes every request fail ("Cannot combine AUTHORIZATION header
-with AUTH argument") next to our ``Authorization: Bearer`` header, and it resolves proxy and netrc
-again in a worker thread on every request.
-
-**Settings.** A triggerer restart resumes hundreds of waits at once; each would fetch the same
-connection (on Airflow 3 a round trip through the supervisor) and parse it. The resolved settings
-of a connection are shared per event loop for a minute, fetched once even when many triggers ask at
-the same moment; a changed token or host is picked up within that minute, and at once by a hook
-whose request the API refused (401/403): it reloads through :meth:`SharedSettings.refresh` and
-retries once with the new token (token rotation never fails a running wait).
-
-**Request budget.** The API's rate limit applies to a token, not to one wait. When one of 1,000
-waits is told 429 (or 503 with ``Retry-After``), the other 999 would each have to be told too, one
-refused request at a time. One :class:`RequestBudget` per (event loop, connection id) is awaited by the
-async hook before every request: an answer asking the connection to back off (decided once, in
-``hooks/_client.interpret_response`` / ``connection_backoff``) pauses every request of every trigger
-on that connection in this triggerer until the time the server named; the requests it held back then
-go out spread over a window as long as the pause (at most a minute: ``polling.Jitter.spread``), so they
-reach the server no faster than they came due rather than all at its last instant. Requests already in
-flight are not cancelled. The connection extra ``max_requests_per_second`` caps the rate
-of all of them together. Waiting is ``asyncio.sleep``: the loop never blocks; a waiter's cancellation
-(its deadline) propagates. Other connections, and tasks on workers (the sync hook), are not affected.
+One ``aiohttp.ClientSession`` per (event loop, base URL), reference-counted, without credentials, its
+proxy resolved from the environment as ``requests`` does (never ``trust_env``); a connection's settings
+shared per event loop and refreshed after a refused token; one :class:`RequestBudget` per (event loop,
+connection id) that pauses every request, in this triggerer, on a connection the server asked to back
+off. Why each, and how: see docs/internals.md, "What the triggers of one event loop share".
 """
 
 from __future__ import annotations
@@ -104,10 +71,8 @@ class SharedSessions:
             connector = aiohttp.TCPConnector(
                 limit=pool_limit, limit_per_host=pool_limit, keepalive_timeout=KEEPALIVE_SECONDS
             )
-            # Proxies from the environment, as requests honours them, but without trust_env=True:
-            # that would also read ~/.netrc for the API host and break (or replace) our Bearer
-            # header, and re-resolve in a thread per request (see the module docstring).
-            # A session-wide ``proxy`` needs aiohttp 3.11 (pyproject's floor).
+            # Proxies from the environment as requests honours them, never trust_env=True (its netrc would break
+            # our Bearer header): docs/internals.md, "What the triggers of one event loop share". aiohttp >= 3.11.
             session = aiohttp.ClientSession(
                 connector=connector, raise_for_status=False, trust_env=False, proxy=proxy_from_env(base_url)
             )

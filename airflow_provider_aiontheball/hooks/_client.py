@@ -1,19 +1,9 @@
 """The transport-independent half of the API client, shared by the sync and the async hook.
 
 Everything that must be decided the same way whether a request goes out through ``requests`` (tasks)
-or ``aiohttp`` (the triggerer) lives here, once:
-
-* :class:`ClientSettings` — base URL (with the plain-http rule), token, timeouts, retry policy, headers;
-* :class:`ApiRequest` — what to send and how to read the answer (envelope, idempotency);
-* :func:`interpret_response` — HTTP status → result or typed exception, message building, truncation;
-  and, for the triggerer's shared request budget, whether the answer asks the whole connection to back
-  off (:func:`connection_backoff`: a 429, or a 503 with ``Retry-After``);
-* :func:`retry_options` — the tenacity policy: what is retried, backoff with jitter, ``Retry-After``;
-* :func:`outcome_unknown` — whether a failed POST may still have been carried out;
-  :func:`already_done` — a retried ``DELETE`` whose first attempt did it;
-* pagination (:func:`page_items`, :func:`next_page_request`).
-
-Nothing here performs I/O or imports an HTTP library.
+or ``aiohttp`` (the triggerer) lives here, once: settings, requests, response interpretation, the retry
+policy, outcome-unknown POSTs, pagination. Nothing here performs I/O or imports an HTTP library. See
+docs/internals.md, "The hooks and their shared client".
 """
 
 from __future__ import annotations

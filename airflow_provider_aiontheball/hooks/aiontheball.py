@@ -4,11 +4,8 @@
 * :class:`AIOnTheBallAsyncHook` — asynchronous (``aiohttp``), for triggers: polls without blocking the
   triggerer's event loop, on a session shared by every trigger of that loop.
 
-Both hooks send the same :class:`~airflow_provider_aiontheball.hooks._client.ApiRequest` objects built
-by :mod:`~airflow_provider_aiontheball.hooks._endpoints` and read the answers with the same
-:func:`~airflow_provider_aiontheball.hooks._client.interpret_response` and retry policy; only the
-transport differs. ``requests`` and ``aiohttp`` are imported when a request is first sent, not when
-this module is imported.
+Both send the same requests and read the answers the same way; only the transport differs. See
+docs/internals.md, "The hooks and their shared client".
 """
 
 from __future__ import annotations
@@ -726,7 +723,7 @@ class AIOnTheBallAsyncHook(_AIOnTheBallHookBase):
         if settings.retry.retry_limit == 0:
             # Triggers retry between polls, within their error budget. Skipping tenacity here is not
             # only cheaper: its per-call retry state is cyclic garbage, and at 1,000 triggers the
-            # full GC collections it caused paused the triggerer's loop for 100-500 ms (benchmarks/).
+            # full GC collections it caused paused the triggerer's loop (benchmarks/README.md, "Findings").
             return await self._send_once(settings, request)
         retrying = tenacity.AsyncRetrying(**retry_options(settings, request, self.log))
         return await retrying(self._send_once, settings, request)

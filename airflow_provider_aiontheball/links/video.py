@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_aiontheball._airflow import BaseOperatorLink
 
 # From where airflow.providers.common.compat.sdk finds it (newest first), without importing that layer:
-# it would add ~1 ms to every DAG-file parse (benchmarks/README.md, "DAG-parse cost").
+# it would add to every DAG-file parse (benchmarks/README.md, "DAG-parse cost").
 from airflow_provider_aiontheball.defaults import XCOM_MP4_SOURCE
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_aiontheball._airflow import BaseOperator
 
 # From where airflow.providers.common.compat.sdk finds it (newest first), without importing that layer:
-# it would add ~1 ms to every DAG-file parse (benchmarks/README.md, "DAG-parse cost").
+# it would add to every DAG-file parse (benchmarks/README.md, "DAG-parse cost").
 
 if TYPE_CHECKING:
     from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook

@@ -1,43 +1,10 @@
 """Exactly-once creation, shared by the create-video and create-analysis operators.
 
-A create task must never make a second video or analysis when it is retried, cleared, when the answer to
-its POST is lost or a proxy answers 5xx after the backend committed; and it must never take a resource it
-did not create. The API documents little to tell them apart: the video list shows ``id, status,
-game_name, title, created_at``, the team names, ``duration`` and ``analyses`` (``{id, status}``) — not the
-submitted URL — and ``GET /analyses/{id}`` is not documented at all. So (docs/exactly-once.md states the
-guarantee; docs/architecture.md why):
-
-1. **Durable record** (a task state store: Airflow >= 3.3, ``durable=True``). Before any request the task
-   writes ``{"request": <fingerprint>}``; right before the POST it adds ``posted_at`` (its clock),
-   ``posted_after`` (the server's clock, from ``Date`` headers: a moment the server had provably reached)
-   and ``known_ids`` (what was listed just before); the moment the POST returns, the ``id``. A later try:
-
-   * an id: reattach to exactly that resource, without any lookup, unless it is gone (404) or failed;
-   * ``posted_at`` without an id (the answer never came): look it up (3.) in that POST's window;
-   * only the fingerprint: no POST of this task got through (it failed before, or was refused): create;
-   * another fingerprint (the inputs changed before a clear): create a new one.
-
-   The fingerprint leaves out a presigned URL's query: a fresh signature per render is the same request.
-2. **No record** on a try after the first (Airflow < 3.3, ``durable=False``, or a record the store no longer
-   holds): look it up (3.) among resources created since the DAG run started (the scheduler's clock,
-   ``CLOCK_SKEW_SECONDS`` allowed), with back-off for a grace period, then create.
-3. **Lookup**: documented fields only (videos: title and team names, plus any submitted field the server
-   happens to list; analyses: the video's ``analyses``); never one created before the window, one listed
-   before the POST, one another task instance of this DAG run claims (its XCom ``video_id`` /
-   ``analysis_id``), or one in a failure status. One candidate is this task's; several cannot be told
-   apart: after a POST of this task the try fails naming them (never a guess), without a record it creates
-   a new one.
-4. **A POST whose outcome is unknown** (:func:`~airflow_provider_aiontheball.hooks._client.outcome_unknown`)
-   is never re-sent: the resource is looked up with back-off until ``commit_grace_period`` seconds after the
-   POST. Still not visible: the try fails with
-   :class:`~airflow_provider_aiontheball.exceptions.AIOnTheBallCreateOutcomeUnknownError`, and the next try
-   looks again before it creates anything. **A definite refusal** (4xx) leaves nothing in flight; a refused
-   token or field fails the task without retries (:func:`~airflow_provider_aiontheball.exceptions.refusal_fails_task`).
-
-Why not Airflow's ``ResumableJobMixin``: it couples "submit" with "poll until complete", has no place for
-step 4, and treats "no stored id" as "submit" — our create operators push their XCom, may defer, and must
-look up a POST of unknown outcome. The store is used the same way (one key per operator) and the parameter
-has the same name and default, ``durable``.
+A create task must never make a second video or analysis when it is retried or cleared, and never take
+one it did not create: a durable record in the task state store (Airflow >= 3.3), a lookup by documented
+fields otherwise, and no re-sent POST whose outcome is unknown. docs/exactly-once.md states the
+guarantee; the design (record, lookup, claims, grace period, why not ``ResumableJobMixin``) is in
+docs/internals.md, "Exactly-once creation".
 """
 
 from __future__ import annotations

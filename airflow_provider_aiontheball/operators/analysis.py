@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_aiontheball._airflow import conf
 
 # From where airflow.providers.common.compat.sdk finds it (newest first), without importing that layer:
-# it would add ~1 ms to every DAG-file parse (benchmarks/README.md, "DAG-parse cost").
+# it would add to every DAG-file parse (benchmarks/README.md, "DAG-parse cost").
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
     DEFAULT_ANALYSIS_POLL_INTERVAL,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_aiontheball._airflow import conf
 
 # From where airflow.providers.common.compat.sdk finds it (newest first), without importing that layer:
-# it would add ~1 ms to every DAG-file parse (benchmarks/README.md, "DAG-parse cost").
+# it would add to every DAG-file parse (benchmarks/README.md, "DAG-parse cost").
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_COMMIT_GRACE_PERIOD,
     DEFAULT_CONN_ID,
@@ -193,10 +193,8 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
 
     @video_file_url.setter
     def video_file_url(self, value: Any) -> None:
-        # Every assignment registers the URL's secret parts (query, credentials) with Airflow's secrets masker
-        # before anything stores or logs the value: the constructor's, and Airflow's after rendering — on
-        # every path that renders, mapped tasks included, which never call render_template_fields. The
-        # rendered fields (DB, UI) then show https://bucket/key.mp4?***.
+        # Mask the URL's secret parts on every assignment, so on every rendering path (mapped tasks too):
+        # docs/internals.md, "Masking a presigned URL".
         if isinstance(value, str) and ("?" in value or "@" in value):
             from airflow_provider_aiontheball import _airflow
             from airflow_provider_aiontheball.validation import url_secrets

@@ -1,15 +1,8 @@
 """Embedded tracking sample: a real Parquet file with the rows of ``simulator.tracking_sample_rows()``.
 
-Generated once at development time with pyarrow 26.0.1 (pyarrow is NOT a runtime dependency),
-roughly::
-
-    schema = pa.schema([("timestamp", pa.int32()), ("role", pa.string()), ("player_id", pa.string()),
-                        ("player_id_conf", pa.float16()), ("x", pa.int16()), ("y", pa.int16()),
-                        ("bbox_x", pa.int16()), ("bbox_y", pa.int16())])
-    pq.write_table(pa.Table.from_pylist(tracking_sample_rows(), schema), buf, compression="snappy")
-
-and checked to read back equal to ``tracking_sample_rows()`` (480 rows, 9214 bytes,
-sha256 be21c94c02818ec9038395c9a709f7935fb722a969e97d382db68fbf18df0102).
+Generated once at development time with pyarrow (NOT a runtime dependency) and checked to read back
+equal to ``tracking_sample_rows()``. How it was generated, its size and hash: see docs/internals.md,
+"The embedded tracking sample".
 """
 
 from __future__ import annotations

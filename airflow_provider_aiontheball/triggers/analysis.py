@@ -30,9 +30,9 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
     The analysis reports ``progress`` (0-100); the trigger estimates when it will finish from the rate
     progress rises and sleeps half the remaining time (between ``min_poll_interval`` and
     ``poll_interval``), then polls every ``min_poll_interval`` through the last few percent. Simulated
-    over hundreds of 1-6 h analyses with noisy progress this needs ~25-35 calls per 4-hour wait and
-    notices the finish within ``min_poll_interval`` (fixed 60 s polling: ~240 calls). Without progress
-    it backs off adaptively up to 5 minutes. Failures, serialization and deadline as the video
+    over hundreds of 1-6 h analyses with noisy progress this needs far fewer calls than fixed polling and
+    notices the finish within ``min_poll_interval`` (benchmarks/README.md, "Requests per wait"). Without
+    progress it backs off adaptively up to 5 minutes. Failures, serialization and deadline as the video
     trigger. Yields one event::
 
         {"status": "success" | "failed" | "timeout" | "error", "analysis_id": 1247,

@@ -4,33 +4,8 @@ Its classpath and kwargs are stored in users' trigger rows, and its cursor in Ai
 under :data:`STATE_KEY_ANALYSIS_DONE`: only add kwargs with defaults, never rename or move the class or
 the key, never change the cursor's format without reading the old one.
 
-How it watches (docs/event-driven.md is the user's view):
-
-* **One listing per interval.** Each poll lists every page of the documented ``GET /videos`` (one request
-  per page: ``ceil(videos / page size)``, at least 1, whatever the number of analyses) and takes each
-  video's documented ``analyses`` entries, ``{id, status}``. No per-analysis request. On Airflow 3.3 all
-  watchers with the same connection id and ``poll_interval`` share that one listing
-  (:meth:`~AIOnTheBallAnalysisDoneTrigger.shared_stream_key`); before 3.3 each watcher lists on its own.
-* **Which analyses fire.** An analysis fires once, when a listing first shows it in a terminal status
-  (``done`` or ``error``, :data:`~airflow_provider_aiontheball.statuses.ANALYSIS_STATUSES`) that is one
-  of ``statuses``. The first listing of a watcher without a stored cursor is its *baseline*: analyses
-  already finished then do not fire (a new watcher must not replay a season) unless ``emit_existing``.
-  Analyses created *and* finished between two listings fire like the others. Undocumented statuses
-  count as in progress and are logged once.
-* **At least once; the analysis id is the de-duplication key.** On Airflow 3.3 the set of analyses
-  already handled is kept in the watched asset's state store and read back when the trigger starts
-  again (a triggerer restart, a move to another triggerer), so completions during the downtime fire
-  after it. The ids an event was just yielded for are written only with the *next* listing (at least
-  one interval later, long after the triggerer stored the event): a crash in between repeats those
-  events rather than losing them. Before 3.3 there is no such store: the cursor lives in memory, and a
-  restarted watcher takes a new baseline, so analyses that finished while it was down do not fire
-  (``emit_existing=True`` turns that loss into a replay of every finished analysis after each restart).
-* **It never ends by itself.** Airflow restarts an event trigger that ends or raises within seconds,
-  which would turn one bad token into a request loop; so transient failures back off within the usual
-  error budget (a spent budget is logged as an error, and polling goes on at ``poll_interval``), and a
-  refused token, a missing connection or any other failure is logged as an error and retried every
-  ``poll_interval`` (fixing the connection resumes the watcher without redeploying). Nothing blocks the
-  event loop; ``asyncio.CancelledError`` propagates.
+How it watches (one listing per interval, which analyses fire, at least once, never ending by itself):
+see docs/internals.md, "Watching for finished analyses"; docs/event-driven.md is the user's view.
 """
 
 from __future__ import annotations
@@ -319,7 +294,8 @@ async def poll_analyses(
     jitter: Jitter | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Yield one snapshot per successful listing, forever: the first at once, then every ``poll_interval``
-    (±10 %). Failures are logged and retried (see the module docstring); only cancellation ends it.
+    (±10 %). Failures are logged and retried (docs/internals.md, "Watching for finished analyses"); only
+    cancellation ends it.
 
     :param jitter: spreads the intervals. Default: the provider's (±10 %, unseeded).
     """
@@ -416,7 +392,7 @@ class AIOnTheBallAnalysisDoneTrigger(_EventTriggerBase):
          "analysis_uri": "aiontheball://aiontheball.nl/analyses/1247"}
 
     Delivery is at least once: de-duplicate by ``analysis_id``. Semantics, cost and restart behaviour per
-    Airflow version: see the module docstring.
+    Airflow version: see docs/internals.md, "Watching for finished analyses".
 
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
     :param poll_interval: seconds between two listings (each lists every page of ``GET /videos``), at least
