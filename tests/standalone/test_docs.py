@@ -91,6 +91,13 @@ def test_no_python_is_written_inline(page):
         info = match["info"].strip().lower()
         if info in _PYTHON_INFO or info.split(" ")[0] in {"python", "py", "python3", "pycon"}:
             inline.append(f"{page.relative_to(REPO)}:{text.count(chr(10), 0, match.start()) + 1}: ```{info}")
+        if not info.startswith("{"):  # Python under another name (```text, no language) is inline Python too
+            body_end = text.find(closing, match.end())
+            body = text[match.end() : body_end if body_end >= 0 else len(text)]
+            if re.search(r"^\s*(import \w|from [\w.]+ import |def \w+\(|with \w+\(.*\) as \w+:)", body, re.M):
+                inline.append(
+                    f"{page.relative_to(REPO)}:{text.count(chr(10), 0, match.start()) + 1}: Python as ```{info}"
+                )
         if re.match(r"\{eval-rst\}", info):
             body_end = text.find(closing, match.end())
             body = text[match.end() : body_end if body_end >= 0 else len(text)]
