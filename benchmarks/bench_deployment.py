@@ -1,6 +1,6 @@
 """Deployment cost per wait: N mapped video waits in real Airflow 3, ours against an HttpSensor anchor.
 
-One throwaway Airflow 3 (``tests/airflow_harness.py``: api-server, scheduler with the LocalExecutor,
+One throwaway Airflow 3 (``aib_harness/airflow.py``: api-server, scheduler with the LocalExecutor,
 dag-processor, triggerer; SQLite) and the simulator run two DAGs with the same N and the same video
 timeline: ``aib_bench_wait_ours`` (``AIOnTheBallVideoSensor(deferrable=True)`` mapped over N video ids)
 and ``aib_bench_wait_anchor`` (the same on the HTTP provider's ``HttpSensor``, deferring to its
@@ -36,21 +36,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO, airflow_major, base_parser, distribution_installed, fmt, machine_info, table, write_json
+from _common import airflow_major, base_parser, distribution_installed, fmt, machine_info, table, write_json
 
-sys.path.insert(0, str(REPO))
-
-# The harness lives with the tests (scripts/demo.py imports it the same way): the repository root above.
-from tests.airflow_harness import (
-    AirflowHarness,
-    HarnessConfig,
-    HarnessError,
-    ProcessInfo,
-    RunReport,
-    descendants,
-    process_table,
-    tree_cpu_seconds,
-)
+# The real-process harness, imported as the tests and scripts do (the editable install's path).
+from aib_harness.airflow import AirflowHarness, HarnessConfig
+from aib_harness.processes import HarnessError, ProcessInfo, descendants, process_table, tree_cpu_seconds
+from aib_harness.report import RunReport
 
 NAME = "deployment"
 DAG_DIR = Path(__file__).resolve().parent / "deployment"

@@ -1,7 +1,7 @@
 """``make demo``: run the match-ingestion example DAG in real Airflow against the bundled simulator.
 
 No API token and no network needed: the simulator serves the AI on the Ball API on loopback. Real
-Airflow processes (scheduler, triggerer, ...; see ``tests/airflow_harness.py``) run in a throwaway
+Airflow processes (scheduler, triggerer, ...; see ``aib_harness/airflow.py``) run in a throwaway
 ``AIRFLOW_HOME``; the DAG's sensors defer to the triggerer. At the end every process started here is
 stopped and a summary is printed: tasks, deferrals, the worker starts of each task id (what a deferred
 wait costs in worker processes), videos and API requests. Exit code 0 only if the run succeeded and
@@ -9,7 +9,7 @@ nothing was left running.
 
 With ``--keep-running`` the web UI is served too, and after the run Airflow stays up (the UI's URL and
 how to log in are printed) until Ctrl-C stops everything. With ``--browser-check`` headless Chromium
-checks the UI after the run (``tests/browser_check.py``; screenshots next to the logs).
+checks the UI after the run (``aib_harness/browser.py``; screenshots next to the logs).
 
     python scripts/demo.py [--conf '{"cleanup": true}'] [--workdir DIR] [--timeout SECONDS] [--keep-running]
 """
@@ -24,19 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-# `python scripts/demo.py` puts only scripts/ on sys.path; the harness is test code shared with
-# tests/test_e2e.py (`tests.airflow_harness`), so make the repository root importable first.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.airflow_harness import (  # noqa: E402 - needs the repository root on sys.path (above)
-    AirflowHarness,
-    HarnessConfig,
-    RunReport,
-    format_summary,
-    run_in,
-)
+from aib_harness.airflow import AirflowHarness, HarnessConfig, run_in
+from aib_harness.report import RunReport, format_summary
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         harness.wait_for_run(run_id)
         report = harness.report(run_id)
         if args.browser_check:
-            from tests.browser_check import check_ui
+            from aib_harness.browser import check_ui
 
             browser_failures.extend(check_ui(harness, report, harness.workdir / "screenshots"))
         if args.keep_running:

@@ -5,7 +5,7 @@ videos and their analyses and ends (no task waits); the *results* DAG is schedul
 ``AssetWatcher`` with ``AIOnTheBallAnalysisDoneTrigger`` updates, one event per analysis that finishes.
 
 This script starts the simulator and Airflow (api-server, scheduler, dag-processor, triggerer; see
-``tests/airflow_harness.py``) with only that file in the dags folder, waits until the watcher has taken
+``aib_harness/airflow.py``) with only that file in the dags folder, waits until the watcher has taken
 its first listing in the triggerer, triggers the start DAG once, then waits until results DAG runs have
 handled every analysis the start run created. It prints, per analysis, when it finished (the
 simulator's own ``analysis_done`` webhook, received on loopback: no extra API request), when the
@@ -37,26 +37,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-# `python scripts/demo_events.py` puts only scripts/ on sys.path; the harness is test code shared with
-# the tests (`tests.airflow_harness`), so make the repository root importable first.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.airflow_harness import (  # noqa: E402 - needs the repository root on sys.path (above)
-    ANY_ID,
+from aib_harness.airflow import (
     EXAMPLE_DAGS_DIR,
     TERMINAL_RUN_STATES,
     AirflowHarness,
-    Deadline,
     HarnessConfig,
-    HarnessError,
-    RunReport,
     airflow_version,
     run_in,
-    seconds_between,
-    utc,
 )
+from aib_harness.logs import ANY_ID, seconds_between, utc
+from aib_harness.processes import Deadline, HarnessError
+from aib_harness.report import RunReport
 
 EXAMPLE_FILE = EXAMPLE_DAGS_DIR / "example_aiontheball_event_driven.py"
 START_DAG_ID = "example_aiontheball_event_driven_start"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: As tests/browser_check.py: without the background-networking flags Chromium keeps trying (and failing)
+#: As aib_harness/browser.py: without the background-networking flags Chromium keeps trying (and failing)
 #: to reach Google's hosts on a closed network.
 CHROMIUM_ARGS = (
     "--headless",

@@ -2,7 +2,7 @@
 
 PostgreSQL and Redis (Debian's packages), Airflow 3.3.2 with the CeleryExecutor: api-server, scheduler,
 dag-processor, two Celery workers and two triggerers, each a separate process, against the bundled
-simulator on loopback (``tests/distributed_harness.py``). One run of ``--matches`` mapped matches, and
+simulator on loopback (``aib_harness/distributed.py``). One run of ``--matches`` mapped matches, and
 during it:
 
 1. ``worker-kill``: SIGKILL the Celery worker running one ``create_video`` after its POST reached the API;
@@ -25,12 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.airflow_harness import run_in  # noqa: E402 - needs the repository root on sys.path (above)
-from tests.distributed_harness import (  # noqa: E402
+from aib_harness.airflow import run_in
+from aib_harness.distributed import (
     DRILL_NAMES,
     DistributedConfig,
     DistributedHarness,

@@ -152,7 +152,7 @@ sys.stdin.readline()
 
 def test_cpu_accounting_counts_a_child_that_already_exited() -> None:
     """The deployment benchmark's CPU method: a process tree's time includes reaped descendants."""
-    from tests.airflow_harness import process_table, tree_cpu_seconds
+    from aib_harness.processes import process_table, tree_cpu_seconds
 
     if not Path("/proc/self/stat").exists():
         pytest.skip("needs Linux /proc")

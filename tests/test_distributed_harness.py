@@ -8,10 +8,7 @@ import time
 
 import pytest
 
-from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
-from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
-from airflow_provider_aiontheball.waiting import utc_timestamp
-from tests.distributed_harness import (
+from aib_harness.distributed import (
     DEADLINE_LINE,
     STATUS_AFTER_START,
     Check,
@@ -20,6 +17,9 @@ from tests.distributed_harness import (
     longest_gap,
     match_conf,
 )
+from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
+from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
+from airflow_provider_aiontheball.waiting import utc_timestamp
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """End to end: the match-ingestion example in real Airflow processes with a real triggerer.
 
-The module runs the DAG once, with the harness ``make demo`` uses (``tests/airflow_harness.py``):
+The module runs the DAG once, with the harness ``make demo`` uses (``aib_harness/airflow.py``):
 the simulator CLI on loopback, a throwaway SQLite ``AIRFLOW_HOME``, and the Airflow components as
 separate processes (Airflow 3: api-server, scheduler with the LocalExecutor, dag-processor, triggerer;
 Airflow 2: scheduler with the SequentialExecutor, triggerer). Every test then checks one aspect of that
@@ -26,22 +26,17 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aiontheball.task_start import supports_start_from_trigger
-from tests.airflow_harness import (
+from aib_harness.airflow import (
     EXAMPLE_DAGS_DIR,
-    FIRED_MARK,
     MATCH_INGESTION_DAG_ID,
     AirflowHarness,
     HarnessConfig,
-    HarnessError,
-    RunReport,
     example_dag_files,
-    format_summary,
-    group_members,
-    marked_processes,
-    process_table,
-    status_observations,
 )
+from aib_harness.logs import FIRED_MARK, status_observations
+from aib_harness.processes import HarnessError, group_members, marked_processes, process_table
+from aib_harness.report import RunReport, format_summary
+from airflow_provider_aiontheball.task_start import supports_start_from_trigger
 
 pytestmark = pytest.mark.e2e
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from aib_harness.airflow import AirflowHarness, airflow_version
+from aib_harness.processes import Deadline, HarnessError
 from scripts.demo_events import (
     DEFAULT_POLL_INTERVAL,
     RESULTS_DAG_ID,
@@ -26,7 +28,6 @@ from scripts.demo_events import (
     format_event_summary,
     run_event_demo,
 )
-from tests.airflow_harness import AirflowHarness, Deadline, HarnessError, airflow_version
 
 pytestmark = [
     pytest.mark.e2e,

@@ -1,4 +1,4 @@
-"""Counting worker starts in the real-process harness (``tests/airflow_harness.py``), without Airflow.
+"""Counting worker starts in the real-process harness (``aib_harness/airflow.py``), without Airflow.
 
 ``make demo`` prints, and ``benchmarks/bench_deployment.py`` divides by N, how many times a worker
 process started each task instance. The count comes from Airflow's audit log (table ``log``, one
@@ -15,21 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_harness import (
+from aib_harness.airflow import AirflowHarness, HarnessConfig
+from aib_harness.logs import (
     WORKER_START_EVENT,
-    AirflowHarness,
-    Deferral,
-    HarnessConfig,
     LogLine,
-    RunReport,
-    TaskReport,
     count_execution_starts,
-    format_worker_starts,
     read_log_lines,
     status_observations,
     stray_trigger_lines,
     utc,
 )
+from aib_harness.report import Deferral, RunReport, TaskReport, format_worker_starts
 
 DAG_ID = "example_aiontheball_match_ingestion"
 RUN_ID = "aib_demo__20261203T115627"

@@ -21,7 +21,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tests.airflow_harness import AirflowHarness, RunReport
+from aib_harness.airflow import AirflowHarness
+from aib_harness.report import RunReport
 
 #: As the machine notes say: without the background-networking flags Chromium keeps trying (and
 #: failing) to reach Google's hosts on this closed network.

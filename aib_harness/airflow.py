@@ -1,7 +1,7 @@
 """Run a DAG in real Airflow processes against the bundled simulator, then report what happened.
 
 ``scripts/demo.py`` (``make demo``) and ``tests/test_e2e.py`` share this module; both import it as
-``tests.airflow_harness``. It imports only the standard library and the provider's status vocabulary,
+``aib_harness.airflow``. It imports only the standard library and the provider's status vocabulary,
 never Airflow: importing Airflow is slow, and the calling process must not pick up the throwaway
 ``AIRFLOW_HOME``'s configuration.
 
@@ -39,11 +39,9 @@ import datetime as dt
 import importlib.metadata
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -53,137 +51,56 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, Any
+from typing import Any
 
-from airflow_provider_aiontheball.statuses import AnalysisStatus, VideoStatus
+from aib_harness.logs import (
+    DEFERRED_MARK,
+    EXECUTION_START_MARKS,
+    FIRED_MARK,
+    RESOURCE_PATH,
+    TRIGGER_LOG_NAME,
+    WORKER_LOG_NAME,
+    WORKER_START_EVENT,
+    count_execution_starts,
+    read_log_lines,
+    status_observations,
+    stray_trigger_lines,
+    utc,
+)
+from aib_harness.processes import (
+    MARKER_ENV,
+    SECOND_SIGNAL_AFTER,
+    Deadline,
+    HarnessError,
+    ManagedProcess,
+    describe_process,
+    free_port,
+    group_members,
+    marked_processes,
+    port_open,
+    process_table,
+    tail,
+)
+from aib_harness.report import PROGRESS_STATES, Deferral, RunReport, TaskReport
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS_DIR = REPO_ROOT / "example_dags"
 MATCH_INGESTION_DAG_ID = "example_aiontheball_match_ingestion"
 SIMULATOR_MODULE = "airflow_provider_aiontheball.testing.simulator"
 CONN_ENV = "AIRFLOW_CONN_AIONTHEBALL_DEFAULT"
-#: Every process started here inherits this variable (with a per-harness value), so the leftover check
-#: also finds processes that left their process group (``setsid``) and were re-parented.
-MARKER_ENV = "AIB_HARNESS_MARKER"
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 #: Stopped after the other processes: running tasks report to the API server, and tasks and triggers
 #: winding down still call the simulator; stopped first, they would leave the others hanging in retries.
 STOPPED_LAST = frozenset({"api-server", "simulator"})
-#: Seconds after the first SIGTERM when a still-running component gets a second one. Airflow's
-#: components read a second signal as "stop now" (the triggerer otherwise waits up to 10 s for its
-#: trigger runner; the scheduler for running tasks). Nothing worth waiting for runs by then.
-SECOND_SIGNAL_AFTER = 3.0
-#: States whose task log holds an error worth showing (upstream_failed tasks never ran: no log).
-FAILED_TASK_STATES = frozenset({"failed", "up_for_retry"})
-#: Task-instance states worth a progress line when their counts change (not the running/queued churn).
-PROGRESS_STATES = ("success", "deferred", "up_for_retry", "failed", "upstream_failed", "skipped")
-
-#: What a task log says when a task defers (identical in Airflow 2.11 and 3.x).
-DEFERRED_MARK = "Pausing task as DEFERRED"
-#: Each execution of a task starts with one of these: a log group ("::group::Pre Execute" in Airflow
-#: 3.2+, "::group::Pre task execution logs" in Airflow 2), or on Airflow 3.0 and 3.1, which have no
-#: such group, the task runner loading the DAG bundles. The first one after a deferral is the resumption.
-EXECUTION_START_MARKS = ("::group::Pre", "DAG bundles loaded")
-#: Airflow's audit log (table ``log``) gets a row with this event each time a worker starts a task
-#: instance: Airflow 2.11 in ``TaskInstance._check_and_change_state_before_execution``, Airflow 3 in the
-#: execution API's ``ti_run`` (queued → running; a client repeating its request for the same start adds
-#: none; 3.0 and 3.1 write no such row at all, and the task logs' starts count instead). A task the
-#: triggerer ends (``TaskSuccessEvent``) gets none. It counts first starts, resumptions
-#: after a deferral and retries alike, whatever the executor, so it is the count of worker starts.
-WORKER_START_EVENT = "running"
-#: The triggerer's line when a trigger yields its event ("Trigger fired event" / "Trigger ... fired: ...").
-FIRED_MARK = re.compile(r"\bfired\b", re.IGNORECASE)
-TRIGGER_LOG_NAME = re.compile(r"^attempt=(?P<attempt>\d+)\.log\.trigger\.(?P<job>\d+)\.log$")
-WORKER_LOG_NAME = re.compile(r"^attempt=(?P<attempt>\d+)\.log$")
-#: Airflow 2's text log format: ``[2025-01-01T12:00:00.123+0000] {file.py:12} INFO - message``.
-TEXT_LOG_LINE = re.compile(r"^\[(?P<time>[^\]]+)\] \{[^}]*\} (?P<level>[A-Z]+) - (?P<message>.*)$")
-#: A line the triggerer wrote to its own log (``processes/triggerer*.log``) through its fallback logger:
-#: ``2026-12-04 19:17:21 [info     ] <message> [<logger>] [airflow.jobs.triggerer_job_runner] name='...'`` on
-#: 3.0, ``2026-12-04T20:20:53.152296Z [info     ] <message> [<logger>] dag_id=... name='...'`` on 3.3.
-#: Airflow 3's triggerer gets a trigger's log lines on one socket and its "finished" state change on
-#: another; when the state change is handled first, the trigger's file logger is already closed and its
-#: last lines (the final status, "Trigger fired event", "trigger completed") land here instead of in
-#: ``attempt=N.log.trigger.JOB.log`` (seen on 3.0.6 and 3.3.2 on a loaded CI machine; apache/airflow#66158 is a
-#: related report of lost trigger lines).
-STRAY_TRIGGER_LINE = re.compile(
-    r"^(?P<time>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?Z?)\s+\[(?P<level>[a-z]+)\s*\]\s+(?P<message>.*?)"
-    r"\s+\[(?P<logger>[\w.]+)\](?:\s+\[airflow\.jobs\.triggerer_job_runner\])?(?P<fields>.*)$"
-)
-#: The provider's status lines: ``video 790: init``, ``video 790: init → downloading after 2 s``,
-#: ``video 790 is available after 6 s`` (same for analyses); the status is checked against the vocabulary.
-STATUS_LINE = re.compile(r"^(?P<kind>video|analysis) (?P<id>\d+)(?::| is) (?:.*→ )?(?P<status>[a-z_]+)")
-KNOWN_STATUSES = {"video": {s.value for s in VideoStatus}, "analysis": {s.value for s in AnalysisStatus}}
-#: API paths of one resource, to count the polls of each video/analysis in the simulator's request log.
-RESOURCE_PATH = re.compile(r"^/(?P<kind>videos|analyses)/(?P<id>\d+)$")
-ANY_ID = re.compile(r"/\d+")
-
-
-class HarnessError(RuntimeError):
-    """A step failed or timed out; the message says which step and which log file to read."""
 
 
 def airflow_version() -> str:
     """The installed Airflow version, without importing Airflow."""
     return importlib.metadata.version("apache-airflow")
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now (the usual small race is acceptable for a throwaway run)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-    return False
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    """The last ``lines`` lines of a text file ('' if it does not exist)."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def utc(value: str | dt.datetime | None) -> dt.datetime | None:
-    """A timestamp from the DB (naive UTC text from SQLite, a datetime from PostgreSQL) or a log (ISO 8601
-    with offset) as an aware datetime."""
-    if not value:
-        return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-def seconds_between(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
-    return None if start is None or end is None else (end - start).total_seconds()
-
-
-class Deadline:
-    """One time budget shared by every wait of a run, so the whole run fails in bounded time."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self.end - time.monotonic())
-
-    @property
-    def expired(self) -> bool:
-        return time.monotonic() >= self.end
 
 
 # --------------------------------------------------------------------------------------------------
@@ -263,398 +180,6 @@ class HarnessConfig:
         default_factory=lambda: {"AIONTHEBALL_EXAMPLE_ANALYSIS_MIN_POLL_SECONDS": "3"}
     )
     simulator_args: tuple[str, ...] = ()
-
-
-# --------------------------------------------------------------------------------------------------
-# Processes
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ManagedProcess:
-    """A process started in its own session, hence its own process group (pgid == pid)."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-    log_file: IO[bytes]
-
-    @property
-    def pgid(self) -> int:
-        return self.popen.pid
-
-    def exited(self) -> bool:
-        return self.popen.poll() is not None
-
-
-@dataclass(frozen=True)
-class ProcessInfo:
-    """One line of ``/proc/PID/stat``: enough to follow a process tree and to tell a process from a
-    later one that reuses its pid (``start``, in clock ticks since boot)."""
-
-    pid: int
-    state: str
-    ppid: int
-    pgid: int
-    start: int
-    #: CPU time the process itself used, user + system (``utime + stime``), in clock ticks.
-    cpu_ticks: int = 0
-    #: CPU time of its children that it has waited for, user + system (``cutime + cstime``), in clock
-    #: ticks; each waited-for child's own ``cutime + cstime`` is in there too, so it covers every
-    #: descendant that exited and was reaped along a chain of waiting parents.
-    children_cpu_ticks: int = 0
-
-    @property
-    def running(self) -> bool:
-        # A zombie runs nothing; in a container whose PID 1 does not reap orphans it lingers forever.
-        return self.state not in ("Z", "X")
-
-
-def process_table() -> dict[int, ProcessInfo]:
-    """Every process on the machine by pid (empty without ``/proc``, e.g. on macOS)."""
-    table = {}
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                raw = Path(f"/proc/{entry.name}/stat").read_text()
-            except OSError:  # gone meanwhile
-                continue
-            # "pid (comm) state ppid pgrp ... utime(14th) stime cutime cstime ... starttime(22nd)": comm may
-            # contain spaces and parentheses; fields[k] below is the (k + 3)th field.
-            fields = raw[raw.rfind(")") + 2 :].split()
-            pid = int(entry.name)
-            table[pid] = ProcessInfo(
-                pid,
-                fields[0],
-                int(fields[1]),
-                int(fields[2]),
-                int(fields[19]),
-                cpu_ticks=int(fields[11]) + int(fields[12]),
-                children_cpu_ticks=int(fields[13]) + int(fields[14]),
-            )
-    return table
-
-
-def descendants(roots: Collection[int], table: dict[int, ProcessInfo]) -> dict[int, set[int]]:
-    """Each root's process tree (the root and everything below it, zombies included), by parent links."""
-    children: dict[int, list[int]] = {}
-    for info in table.values():
-        children.setdefault(info.ppid, []).append(info.pid)
-    trees = {}
-    for root in roots:
-        tree = {root} if root in table else set()
-        queue = list(tree)
-        while queue:
-            for child in children.get(queue.pop(), []):
-                if child not in tree:
-                    tree.add(child)
-                    queue.append(child)
-        trees[root] = tree
-    return trees
-
-
-def tree_cpu_seconds(roots: Collection[int], table: dict[int, ProcessInfo] | None = None) -> dict[int, float]:
-    """CPU seconds (user + system) each root's process tree has used so far, exited children included.
-
-    The sum, over every process of the tree that exists now (zombies too), of its own time and of the
-    time of the children it has reaped. A child's time moves into its parent's ``cutime``/``cstime``
-    when the parent waits for it, so every tick is counted once and the sum only grows: the difference
-    of two readings is the CPU the tree used in between. Not counted: a descendant that was reparented
-    out of the tree (its parent exited first) and a child whose parent ignores ``SIGCHLD`` (the kernel
-    then reaps it without adding its time anywhere); a child reaped during the reading itself can be
-    counted twice or not at all (a window of microseconds).
-    """
-    table = process_table() if table is None else table
-    ticks_per_second = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    return {
-        root: sum(table[pid].cpu_ticks + table[pid].children_cpu_ticks for pid in tree) / ticks_per_second
-        for root, tree in descendants(roots, table).items()
-    }
-
-
-def group_members(pgid: int, table: dict[int, ProcessInfo] | None = None) -> list[int]:
-    """Running (non-zombie) processes in a process group; without ``/proc``, a signal 0 to the group."""
-    if not Path("/proc/self/stat").exists():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return []
-        except PermissionError:
-            pass
-        return [pgid]
-    table = process_table() if table is None else table
-    return [info.pid for info in table.values() if info.pgid == pgid and info.running]
-
-
-def marked_processes(marker: str) -> list[int]:
-    """Processes whose environment carries ``MARKER_ENV=marker`` (empty without ``/proc``).
-
-    Not complete on its own: a process that renames itself with ``setproctitle`` (Airflow's API server
-    and LocalExecutor workers do) overwrites the memory ``/proc/PID/environ`` reads; the process-tree
-    tracking of :class:`AirflowHarness` covers those. A zombie's environment reads empty.
-    """
-    if not Path("/proc/self/environ").exists():
-        return []
-    needle = f"{MARKER_ENV}={marker}".encode()
-    found = []
-    for pid in process_table():
-        if pid == os.getpid():
-            continue
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:  # gone, or another user's process
-            continue
-        if needle in environ.split(b"\0"):
-            found.append(pid)
-    return found
-
-
-def describe_process(pid: int) -> str:
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        command = "?"
-    return f"pid {pid}: {command[:120]}"
-
-
-# --------------------------------------------------------------------------------------------------
-# Logs
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LogLine:
-    time: dt.datetime
-    message: str
-    level: str = "info"
-
-
-def read_log_lines(path: Path) -> list[LogLine]:
-    """Timestamped lines of a task or trigger log: JSON lines (Airflow 3) or text lines (Airflow 2).
-
-    Lines without a timestamp (tracebacks, continuation lines) are skipped.
-    """
-    lines = []
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    for raw in text.splitlines():
-        stamp: str | None = None
-        message, level = "", "info"
-        if raw.startswith("{"):
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                stamp, message, level = record.get("timestamp"), str(record.get("event", "")), str(record.get("level"))
-                # Airflow 3 puts the exception in a structured field, not in the message.
-                details = record.get("error_detail")
-                if isinstance(details, list) and details and isinstance(details[-1], dict):
-                    message += f": {details[-1].get('exc_type')}: {details[-1].get('exc_value')}"
-        elif (match := TEXT_LOG_LINE.match(raw)) is not None:
-            stamp, message, level = match["time"], match["message"], match["level"]
-        when = utc(stamp)
-        if when is not None:
-            lines.append(LogLine(when, message, level.lower()))
-    return lines
-
-
-def stray_trigger_lines(path: Path, trigger_names: Iterable[str], resources: Iterable[str]) -> list[LogLine]:
-    """The lines of one trigger that its triggerer wrote to its own log (see ``STRAY_TRIGGER_LINE``):
-    Airflow's lines name the trigger (``name='<dag>/<run>/<task>/<map>/<try> (ID n)'``); the provider's
-    trigger lines name their video or analysis (``analysis 1249 is done ...``)."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    prefixes = tuple(f"{name} " for name in resources) + tuple(f"{name}:" for name in resources)
-    named = tuple(f"name='{name} (ID " for name in trigger_names)
-    lines = []
-    for raw in text.splitlines():
-        if (match := STRAY_TRIGGER_LINE.match(raw)) is None:
-            continue
-        message, logger = match["message"], match["logger"]
-        ours = logger.startswith("airflow_provider_aiontheball.triggers") and message.startswith(prefixes)
-        airflows = any(name in match["fields"] for name in named)
-        if (ours or airflows) and (when := utc(match["time"])) is not None:
-            lines.append(LogLine(when, message, match["level"]))
-    return lines
-
-
-def count_execution_starts(lines: Sequence[LogLine]) -> int:
-    """How many times a worker started the task, read from its task log lines (``attempt=N.log``; one
-    attempt's file holds the first start and every resumption after a deferral): each execution opens
-    with a "::group::Pre ..." line (Airflow 2.11 and 3.2+); Airflow 3.0 and 3.1 have no such group, and
-    their task runner logs "DAG bundles loaded" once per execution instead."""
-    groups = sum(1 for line in lines if EXECUTION_START_MARKS[0] in line.message)
-    if groups:
-        return groups
-    return sum(1 for line in lines if EXECUTION_START_MARKS[1] in line.message)
-
-
-def status_observations(lines: Sequence[LogLine]) -> list[tuple[str, dt.datetime, str]]:
-    """(resource name, time, status) for every provider status line, e.g. ("video 790", t, "downloading")."""
-    seen = []
-    for line in lines:
-        match = STATUS_LINE.match(line.message)
-        if match is not None and match["status"] in KNOWN_STATUSES[match["kind"]]:
-            seen.append((f"{match['kind']} {match['id']}", line.time, match["status"]))
-    return seen
-
-
-# --------------------------------------------------------------------------------------------------
-# The report
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Deferral:
-    """One deferral of a task: from the worker's "Pausing task as DEFERRED" to the next execution start.
-
-    ``trigger_*`` come from the trigger log lines the triggerer wrote inside that window; ``polls`` counts
-    the simulator's GETs of the task's resources inside it (the trigger's polls).
-    """
-
-    deferred_at: dt.datetime
-    resumed_at: dt.datetime | None
-    trigger_started_at: dt.datetime | None = None
-    trigger_fired_at: dt.datetime | None = None
-    triggerer_job_ids: tuple[int, ...] = ()
-    polls: int = 0
-    #: When the task ended without resuming (the trigger ended it): its end date.
-    ended_at: dt.datetime | None = None
-
-    @property
-    def seconds_deferred(self) -> float | None:
-        """Time without a worker: deferral until the task resumed in a worker, or ended in the triggerer."""
-        return seconds_between(self.deferred_at, self.resumed_at or self.ended_at)
-
-    @property
-    def seconds_in_triggerer(self) -> float | None:
-        """Time the wait spent in the triggerer: deferral until the trigger fired its event."""
-        return seconds_between(self.deferred_at, self.trigger_fired_at)
-
-
-@dataclass
-class TaskReport:
-    """One task instance (one map index) of the run."""
-
-    task_id: str
-    map_index: int
-    state: str | None
-    try_number: int
-    start_date: dt.datetime | None
-    end_date: dt.datetime | None
-    duration: float | None
-    worker_logs: list[Path] = field(default_factory=list)
-    trigger_logs: list[Path] = field(default_factory=list)
-    worker_lines: list[LogLine] = field(default_factory=list)
-    trigger_lines: list[LogLine] = field(default_factory=list)
-    deferrals: list[Deferral] = field(default_factory=list)
-    #: The resources this task logged statuses of, e.g. ["video 790"].
-    resources: list[str] = field(default_factory=list)
-    #: Times a worker started this task instance — the first start, each resumption after a deferral,
-    #: each retry — from Airflow's audit log (see ``WORKER_START_EVENT``).
-    worker_starts: int = 0
-    #: The same count read from the task logs (``count_execution_starts``), as a cross-check.
-    logged_starts: int = 0
-
-    @property
-    def ended_in_triggerer(self) -> bool:
-        """Deferred, and finished without resuming on a worker (the trigger ended the task)."""
-        return bool(self.deferrals) and self.deferrals[-1].resumed_at is None and self.state in ("success", "skipped")
-
-    @property
-    def label(self) -> str:
-        return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
-
-    @property
-    def errors(self) -> list[str]:
-        """The error lines of the task's worker logs (with the exception, on Airflow 3)."""
-        return [line.message for line in self.worker_lines if line.level in ("error", "critical")]
-
-
-@dataclass
-class RunReport:
-    """Everything the demo prints and the e2e test asserts about one DAG run."""
-
-    airflow_version: str
-    dag_id: str
-    run_id: str
-    #: The run's state in the DB when the report was made.
-    state: str | None
-    #: What waiting for the run ended with: its final state, or "up_for_retry" (see ``fail_on_retry``).
-    outcome: str | None
-    start_date: dt.datetime | None
-    end_date: dt.datetime | None
-    tasks: list[TaskReport]
-    #: Ids of the TriggererJob rows in the job table (the triggerer processes of this Airflow).
-    triggerer_job_ids: set[int]
-    #: task label -> triggerer job ids seen on the task's trigger row while the run was polled.
-    trigger_assignments: dict[str, set[int]]
-    #: The simulator's request log (method, path, status, time on its monotonic clock, token_org, body).
-    requests: list[dict[str, Any]]
-    #: The simulator's videos at the end (``GET /videos``, every page).
-    videos: list[dict[str, Any]]
-    #: resource name ("video 790") -> [(time, status)], statuses seen in the task and trigger logs.
-    transitions: dict[str, list[tuple[dt.datetime, str]]]
-    workdir: Path
-    process_logs: dict[str, Path]
-
-    @property
-    def duration(self) -> float | None:
-        return seconds_between(self.start_date, self.end_date)
-
-    def tasks_named(self, task_id: str) -> list[TaskReport]:
-        return sorted((t for t in self.tasks if t.task_id == task_id), key=lambda t: t.map_index)
-
-    def requests_to(self, method: str, path_pattern: str) -> list[dict[str, Any]]:
-        """Requests with this method whose path fully matches the regular expression."""
-        pattern = re.compile(path_pattern)
-        return [r for r in self.requests if r["method"] == method and pattern.fullmatch(r["path"])]
-
-    @property
-    def deferred_tasks(self) -> list[TaskReport]:
-        return [t for t in self.tasks if t.deferrals]
-
-    @property
-    def worker_starts(self) -> int:
-        """Worker starts of every task instance of the run (see ``TaskReport.worker_starts``)."""
-        return sum(t.worker_starts for t in self.tasks)
-
-    @property
-    def worker_starts_by_task(self) -> list[TaskStarts]:
-        """Worker starts per task id (all its map indexes), in the order the tasks first ran."""
-        by_task: dict[str, TaskStarts] = {}
-        for task in self.tasks:
-            entry = by_task.setdefault(task.task_id, TaskStarts(task.task_id))
-            entry.instances += 1
-            entry.worker_starts += task.worker_starts
-            entry.logged_starts += task.logged_starts
-            entry.deferred += bool(task.deferrals)
-            entry.ended_in_triggerer += task.ended_in_triggerer
-        return list(by_task.values())
-
-
-@dataclass
-class TaskStarts:
-    """Worker starts of one task id over its task instances (map indexes)."""
-
-    task_id: str
-    instances: int = 0
-    worker_starts: int = 0
-    logged_starts: int = 0
-    #: Task instances that deferred at least once, and those of them the triggerer ended.
-    deferred: int = 0
-    ended_in_triggerer: int = 0
-
-    @property
-    def per_instance(self) -> float | None:
-        return self.worker_starts / self.instances if self.instances else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -787,7 +312,7 @@ class AirflowHarness:
         self._wait_until_ready()
         self.progress(f"Airflow is up after {time.monotonic() - started:.0f} s.")
 
-    # -- what a subclass changes (see tests/distributed_harness.py) ---------------------------------
+    # -- what a subclass changes (see aib_harness/distributed.py) ---------------------------------
 
     #: Shown in the progress lines.
     database_kind = "SQLite"
@@ -1432,150 +957,3 @@ def run_in(harness: AirflowHarness, body: Callable[[], None], stopping: str) -> 
         print(f"\nInterrupted; {outcome}. Logs: {harness.workdir}", file=sys.stderr)
         return 130
     return None
-
-
-# --------------------------------------------------------------------------------------------------
-# The summary
-# --------------------------------------------------------------------------------------------------
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} s"
-
-
-def _span(values: list[float]) -> str:
-    """ "6.2 s" or "6.1-6.4 s" ("?" when empty)."""
-    if not values:
-        return "?"
-    low, high = f"{min(values):.1f}", f"{max(values):.1f}"
-    return f"{low} s" if low == high else f"{low}-{high} s"
-
-
-def _table(rows: list[list[str]], right_aligned: Collection[int] = ()) -> list[str]:
-    """Rows as aligned text columns, indented by two spaces; the first row is the header."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [cell.rjust(widths[i]) if i in right_aligned else cell.ljust(widths[i]) for i, cell in enumerate(row)]
-        lines.append(("  " + "  ".join(cells)).rstrip())
-    return lines
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
-
-
-def format_worker_starts(report: RunReport) -> list[str]:
-    """Worker starts per task id, e.g. "wait_for_video: 3 task instances, 6 worker starts (2.0 per wait)":
-    what each task cost in worker processes, and above all what a deferred wait cost."""
-    by_task = report.worker_starts_by_task
-    out = [
-        f"Worker starts: {_plural(report.worker_starts, 'worker start')} for "
-        f"{_plural(sum(t.instances for t in by_task), 'task instance')} (a worker process ran the task: "
-        "its first start, each resumption after a deferral, each retry; from Airflow's audit log)."
-    ]
-    for task in by_task:
-        line = f"  {task.task_id}: {_plural(task.instances, 'task instance')}, {_plural(task.worker_starts, 'worker start')}"
-        if task.deferred and task.per_instance is not None:
-            ended = f", {task.ended_in_triggerer} ended by the triggerer" if task.ended_in_triggerer else ""
-            line += f" ({task.per_instance:.1f} per wait; {task.deferred} deferred{ended})"
-        if task.logged_starts != task.worker_starts:
-            line += f" [the task logs show {_plural(task.logged_starts, 'start')}]"
-        out.append(line)
-    return out
-
-
-def format_summary(report: RunReport) -> str:
-    """A short, readable summary of a run: tasks, deferrals, videos, API requests."""
-    state = (report.state or "not found").upper()
-    if report.outcome and report.outcome != report.state:
-        state += f" (stopped waiting: a task is {report.outcome})"
-    elif report.duration is not None:
-        state += f" in {_seconds(report.duration)}"
-    out = [f"Run {report.run_id} of {report.dag_id} on Airflow {report.airflow_version}: {state}", ""]
-    rows = [["task", "map", "state", "try", "duration", "deferred", "in triggerer", "trigger polls"]]
-    for task in report.tasks:
-        rows.append(
-            [
-                task.task_id,
-                "-" if task.map_index < 0 else str(task.map_index),
-                task.state or "none",
-                str(task.try_number),
-                _seconds(task.duration),
-                _seconds(sum(d.seconds_deferred or 0 for d in task.deferrals)) if task.deferrals else "",
-                _seconds(sum(d.seconds_in_triggerer or 0 for d in task.deferrals)) if task.deferrals else "",
-                str(sum(d.polls for d in task.deferrals)) if task.deferrals else "",
-            ]
-        )
-    out += _table(rows, right_aligned={1, 3, 4, 5, 6, 7})
-    failed = [t for t in report.tasks if t.state in FAILED_TASK_STATES]
-    if failed:
-        out += ["", "Errors:"]
-        for task in failed:
-            error = task.errors[-1] if task.errors else "(no error line in its log)"
-            out.append(f"  {task.label} ({task.state}): {error[:400]}")
-            out += [f"    log: {path}" for path in task.worker_logs[-1:]]
-
-    deferred = report.deferred_tasks
-    out.append("")
-    if deferred:
-        deferrals = [d for t in deferred for d in t.deferrals]
-        in_triggerer = [d.seconds_in_triggerer for d in deferrals if d.seconds_in_triggerer is not None]
-        jobs = sorted({job for d in deferrals for job in d.triggerer_job_ids})
-        out += [
-            f"Deferred: {len(deferred)} task(s), {len(deferrals)} deferral(s), "
-            f"{sum(d.seconds_deferred or 0 for d in deferrals):.1f} s in total without holding a worker slot.",
-            f"  Their triggers ran in the triggerer process (job {', '.join(map(str, jobs)) or '?'}): "
-            f"{_span(in_triggerer)} each from the deferral until the trigger fired.",
-            "  deferred = from the task's deferral to its next start in a worker (or to its end, when the triggerer "
-            "ended it); in triggerer = from the deferral to the trigger's event;",
-            "  trigger polls = the API requests for the task's video/analysis while it was deferred.",
-        ]
-    else:
-        out.append("Deferred: no task deferred.")
-
-    out.append("")
-    out += format_worker_starts(report)
-
-    out.append("")
-    polls: Counter[str] = Counter()  # "video 790" -> GET /videos/790 count
-    for record in report.requests:
-        match = RESOURCE_PATH.match(record["path"])
-        if record["method"] == "GET" and match is not None:
-            polls[f"{'video' if match['kind'] == 'videos' else 'analysis'} {match['id']}"] += 1
-
-    def seen(name: str) -> str:
-        return " → ".join(status for _, status in report.transitions.get(name, [])) or "-"
-
-    videos = sorted(report.videos, key=lambda v: int(v["id"]))
-    out.append(f"Videos created: {len(report.requests_to('POST', '/videos'))}")
-    if videos:
-        rows = [["id", "title", "status at the end", "GETs", "statuses seen (task and trigger logs)"]]
-        for video in videos:
-            name = f"video {video['id']}"
-            rows.append(
-                [
-                    str(video["id"]),
-                    str(video.get("title") or "-"),
-                    str(video.get("status")),
-                    str(polls[name]),
-                    seen(name),
-                ]
-            )
-        out += _table(rows, right_aligned={0, 3})
-    analyses = [
-        (analysis, video) for video in videos for analysis in video.get("analyses") or [] if isinstance(analysis, dict)
-    ]
-    analysis_posts = report.requests_to("POST", r"/videos/\d+/analysis")
-    out.append(f"Analyses created: {len(analysis_posts)}")
-    if analyses:
-        rows = [["id", "video", "status at the end", "GETs", "statuses seen (task and trigger logs)"]]
-        for analysis, video in sorted(analyses, key=lambda item: int(item[0]["id"])):
-            name = f"analysis {analysis['id']}"
-            rows.append(
-                [str(analysis["id"]), str(video["id"]), str(analysis.get("status")), str(polls[name]), seen(name)]
-            )
-        out += _table(rows, right_aligned={0, 1, 3})
-    endpoints = Counter(f"{r['method']} {ANY_ID.sub('/{id}', r['path'])}" for r in report.requests)
-    out.append("API requests: " + ", ".join(f"{n} {endpoint}" for endpoint, n in endpoints.most_common()))
-    return "\n".join(out)

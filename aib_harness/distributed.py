@@ -1,7 +1,7 @@
 """A production-shaped Airflow (PostgreSQL, Redis, CeleryExecutor, two workers, two triggerers) and the
 fault drills ``make e2e-distributed`` runs in it (``scripts/e2e_distributed.py``).
 
-:class:`DistributedHarness` extends :class:`tests.airflow_harness.AirflowHarness`: the same simulator,
+:class:`DistributedHarness` extends :class:`aib_harness.airflow.AirflowHarness`: the same simulator,
 throwaway workdir, process groups, clean stop and run report, with
 
 - **PostgreSQL** (Debian's package; ``initdb`` into a throwaway data directory, run as the ``postgres``
@@ -44,17 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.airflow_harness import (
-    AirflowHarness,
-    HarnessConfig,
-    HarnessError,
-    ManagedProcess,
-    RunReport,
-    free_port,
-    port_open,
-    process_table,
-    read_log_lines,
-)
+from aib_harness.airflow import AirflowHarness, HarnessConfig
+from aib_harness.logs import read_log_lines
+from aib_harness.processes import HarnessError, ManagedProcess, free_port, port_open, process_table
+from aib_harness.report import RunReport
 
 CONN_ID = "aiontheball_default"
 DRILL_NAMES = ("worker-kill", "triggerer-kill", "outage", "token-rotation")
