@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_aiontheball.operators._base import CreationWindow
 from airflow_provider_aiontheball.statuses import Outcome, StatusVocabulary
+from airflow_provider_aiontheball.validation import validate_id
 
 if TYPE_CHECKING:
     from airflow_provider_aiontheball.hooks._client import ServerClock
@@ -139,16 +140,6 @@ def _parse_iso(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def _as_id(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
-
-
 def _epoch(value: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(value, dt.UTC)
 
@@ -186,7 +177,7 @@ def claimed_ids(context: Mapping[str, Any], key: str) -> frozenset[int]:
         for task_id in task_ids:
             found = BaseXCom.get_all(key=key, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id)
             values.extend(found or [])
-    return frozenset(i for i in (_as_id(v) for v in values) if i is not None)
+    return frozenset(i for i in (validate_id(v, strict=False) for v in values) if i is not None)
 
 
 class _Lookup:
@@ -340,7 +331,7 @@ def _create(
 
     if record is not None and record.get("request") != fingerprint:
         log.info("An earlier try of this task created a %s from other inputs; creating a new one.", spec.kind)
-    elif record is not None and _as_id(record.get("id")) is not None:
+    elif record is not None and validate_id(record.get("id"), strict=False) is not None:
         reattached = _reattach(spec, record, grace, log, clock)
         if reattached is not None:
             return reattached

@@ -60,20 +60,6 @@ QUERY_KEYS: tuple[str, ...] = (
 )
 
 
-def _is_id(value: Any) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (
-        isinstance(value, str) and value.isascii() and value.isdigit()
-    )
-
-
-def _optional_id(value: Any, field: str) -> int | None:
-    from airflow_provider_aiontheball.validation import validate_id
-
-    if value in (None, "", "None"):
-        return None
-    return validate_id(value, field)
-
-
 class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
     """Start an analysis of a video, and optionally wait until it is ``done``.
 
@@ -203,7 +189,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         def snapshot() -> list[int]:
             # The analyses the video has right before the POST: whatever appears later and no other
             # task claims is what a POST of unknown outcome created (no creation time needed).
-            return sorted(int(entry["id"]) for entry in self._video_analyses(video_id)[1])
+            return sorted(entry["id"] for entry in self._video_analyses(video_id)[1])
 
         spec = CreateSpec(
             kind="analysis",
@@ -233,10 +219,14 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         return analysis
 
     def _video_analyses(self, video_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The video, and its documented ``analyses`` (``{id, status}`` each)."""
+        """The video, and its documented ``analyses`` (``{id, status}`` each) that have an id (as an ``int``)."""
+        from airflow_provider_aiontheball.validation import validate_id
+
         video = self.hook.get_video(video_id)
         self._seen_video = video  # game name and teams for the asset events, without another request
-        return video, [e for e in video.get("analyses") or [] if isinstance(e, dict) and _is_id(e.get("id"))]
+        entries = [e for e in video.get("analyses") or [] if isinstance(e, dict)]
+        ids = [validate_id(e.get("id"), strict=False) for e in entries]
+        return video, [{**e, "id": i} for e, i in zip(entries, ids, strict=True) if i is not None]
 
     def _find_created_analyses(
         self,
@@ -261,7 +251,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         video_recent = created_in.admits(video)
         found: list[dict[str, Any]] = []
         for entry in entries:
-            analysis_id = int(entry["id"])
+            analysis_id = entry["id"]
             if analysis_id in claimed or (known is not None and analysis_id in known):
                 continue
             if ANALYSIS_STATUSES.classify(entry.get("status")) is Outcome.FAILED:
@@ -353,7 +343,9 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         analysis = result_from_event(event, "analysis", timeout_error(self, context, AIOnTheBallWaitError, event))
         self._lineage_id = analysis.get("id")  # a resumed task runs no execute(): for OpenLineage
         self.log.info("%s", (event or {}).get("message"))
-        self._record_asset_events(context, analysis, _optional_id(self.video_id, "video_id"))
+        from airflow_provider_aiontheball.validation import validate_id
+
+        self._record_asset_events(context, analysis, validate_id(self.video_id, "video_id", optional=True))
         return analysis
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -440,7 +432,7 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
         )
 
         analysis_id = validate_id(self.analysis_id, "analysis_id")
-        video_id = _optional_id(self.video_id, "video_id")
+        video_id = validate_id(self.video_id, "video_id", optional=True)
         names = [self.results] if isinstance(self.results, str) else list(self.results)
         if not names:
             raise ValueError(f"results: name at least one of {', '.join(RESULT_KINDS)}")

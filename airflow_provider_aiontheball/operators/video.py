@@ -48,10 +48,6 @@ _DOCUMENTED_IDENTIFYING_FIELDS = ("title", "home_team_name", "away_team_name")
 _IDENTIFYING_FIELDS = ("video_file_url", *_DOCUMENTED_IDENTIFYING_FIELDS)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _same_value(name: str, listed: Any, submitted: Any) -> bool:
     if name == "video_file_url" and isinstance(listed, str):
         # The hooks cut a listed URL to scheme, host and path (hooks/_client.without_url_secrets).
@@ -243,7 +239,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError
         from airflow_provider_aiontheball.operators._create import CreateSpec, create_exactly_once
         from airflow_provider_aiontheball.statuses import VIDEO_STATUSES
-        from airflow_provider_aiontheball.validation import display_url, url_identity
+        from airflow_provider_aiontheball.validation import display_url, url_identity, validate_id
 
         if not any(body.get(name) for name in _DOCUMENTED_IDENTIFYING_FIELDS):
             self.log.warning(
@@ -272,7 +268,9 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
             find=lambda window, known, claimed: self._find_created_videos(body, window, known, claimed),
             # One page (the API's order is undocumented): the videos visible just before the POST, and the
             # server's clock from its Date header.
-            snapshot=lambda: [int(v["id"]) for v in self.hook.list_videos_page() if _is_int(v.get("id"))],
+            snapshot=lambda: [
+                i for v in self.hook.list_videos_page() if (i := validate_id(v.get("id"), strict=False)) is not None
+            ],
             server_clock=self.hook.server_clock,
             describe=lambda video: f"video {video.get('id')} ({video.get('game_name')})",
             ambiguity_hint="Give each create task a distinct title or team names.",

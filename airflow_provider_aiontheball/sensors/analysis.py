@@ -124,11 +124,11 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
     def _ids(self) -> tuple[int, int | None]:
         """The rendered ids, validated (raises :class:`AIOnTheBallInputError` naming the field)."""
         from airflow_provider_aiontheball.exceptions import bad_input_fails_task
-        from airflow_provider_aiontheball.validation import optional_id, validate_id
+        from airflow_provider_aiontheball.validation import validate_id
 
         with bad_input_fails_task():
             analysis_id = validate_id(self.analysis_id, "analysis_id")
-            video_id = optional_id(self.video_id, "video_id")
+            video_id = validate_id(self.video_id, "video_id", optional=True)
         return analysis_id, video_id
 
     @property

@@ -52,6 +52,7 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_MIN_POLL_INTERVAL,
 )
 from airflow_provider_aiontheball.statuses import ANALYSIS_STATUSES, AnalysisStatus, UnknownStatusLogger
+from airflow_provider_aiontheball.validation import validate_id
 
 if TYPE_CHECKING:
     from airflow_provider_aiontheball.polling import Jitter
@@ -128,17 +129,6 @@ def _statuses(value: Any) -> tuple[str, ...]:
             f"statuses must be a non-empty sequence of terminal analysis statuses out of {allowed}, got {value!r}"
         )
     return tuple(sorted({str(s) for s in chosen}))
-
-
-def _int_id(value: Any) -> int | None:
-    """A resource id from a list item (ints documented; digit strings tolerated), or ``None``."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value > 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip()) or None
-    return None
 
 
 # -- which analyses fire: pure logic, no I/O ---------------------------------------------------------------
@@ -288,12 +278,12 @@ async def _list_analyses(conn_id: str, unknown: UnknownStatusLogger) -> dict[str
     observed_at = utc_timestamp(time.time())
     analyses: dict[int, dict[str, Any]] = {}
     for video in videos:
-        video_id = _int_id(video.get("id"))
+        video_id = validate_id(video.get("id"), strict=False)
         entries = video.get("analyses")
         if video_id is None or not isinstance(entries, list):
             continue
         for entry in entries:
-            analysis_id = _int_id(entry.get("id")) if isinstance(entry, Mapping) else None
+            analysis_id = validate_id(entry.get("id"), strict=False) if isinstance(entry, Mapping) else None
             if analysis_id is None:
                 continue
             raw = entry.get("status")
