@@ -22,13 +22,8 @@ import re
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from airflow_provider_aiontheball.defaults import MAX_ID
+from airflow_provider_aiontheball.defaults import DEFAULT_HOST, MAX_ID, SCHEME
 from airflow_provider_aiontheball.validation import validate_id, validate_integer
-
-#: The URI scheme of every asset of this provider.
-SCHEME = "aiontheball"
-#: Host of the documented API base URL ``https://aiontheball.nl/api/v1/``.
-DEFAULT_HOST = "aiontheball.nl"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # A host as it appears in a URI authority: a DNS name or IPv4 address, or a bracketed IPv6 address,

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
-from airflow_provider_aiontheball.defaults import MAX_ID, MAX_SECONDS_FIELD
+from airflow_provider_aiontheball.defaults import MAX_FPS, MAX_ID, MAX_SECONDS_FIELD
 
 #: Fields of ``POST /videos``, in the order of the API's Videos page.
 VIDEO_CREATE_FIELDS: tuple[str, ...] = (
@@ -57,8 +57,6 @@ TRACKING_FORMATS: tuple[str, ...] = ("parquet", "json")
 
 # ASCII digits only: ``\d`` would also take "١٢" (Arabic-Indic digits), which ``int()`` accepts.
 _DIGITS = re.compile(r"^\s*[0-9]+\s*$")
-#: Largest accepted ``fps`` (the docs' videos are 25 fps; nothing films football faster than 240).
-MAX_FPS = 240
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 

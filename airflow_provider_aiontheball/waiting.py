@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    PROGRESS_LOG_STEP,
     STATE_KEY_POKE_ERRORS,
 )
 from airflow_provider_aiontheball.exceptions import (
@@ -56,9 +57,6 @@ from airflow_provider_aiontheball.statuses import (
 
 if TYPE_CHECKING:
     from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallAsyncHook
-
-#: Progress points between two progress log lines: a line per meaningful change, not per poll.
-PROGRESS_LOG_STEP = 5.0
 
 
 class EventStatus(StrEnum):

@@ -15,20 +15,15 @@ from airflow_provider_aiontheball._airflow import BaseOperator
 if TYPE_CHECKING:
     from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
 
-from airflow_provider_aiontheball.defaults import DEFAULT_CONN_ID
+from airflow_provider_aiontheball.defaults import CLOCK_SKEW_SECONDS, DEFAULT_CONN_ID
 
 __all__ = [
-    "CLOCK_SKEW_SECONDS",
     "DEFAULT_CONN_ID",
     "AIOnTheBallBaseOperator",
     "CreationWindow",
     "created_since",
     "run_started",
 ]
-
-#: How far a server's ``created_at`` may lie before our clock and still count as "since we started", when
-#: the server's own clock is unknown (no ``Date`` seen, or a record written before we kept it).
-CLOCK_SKEW_SECONDS = 120.0
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

@@ -50,6 +50,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_provider_aiontheball.defaults import MAX_LOOKUP_PAUSE
 from airflow_provider_aiontheball.operators._base import CreationWindow
 from airflow_provider_aiontheball.statuses import Outcome, StatusVocabulary
 from airflow_provider_aiontheball.validation import validate_id
@@ -59,8 +60,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CreateSpec", "claimed_ids", "create_exactly_once", "request_fingerprint"]
 
-#: Longest pause between two lookups of a POST of unknown outcome.
-_MAX_LOOKUP_PAUSE = 15.0
 
 _T = TypeVar("_T")
 
@@ -77,7 +76,7 @@ def _repeat_until(
         if done(result) or remaining <= 0:
             return result
         time.sleep(min(pause, remaining))
-        pause = min(pause * 2, _MAX_LOOKUP_PAUSE)
+        pause = min(pause * 2, MAX_LOOKUP_PAUSE)
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_aiontheball.defaults import (
+    CURSOR_LOAD_ATTEMPTS,
+    CURSOR_VERSION,
     DEFAULT_CONN_ID,
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     DEFAULT_MIN_POLL_INTERVAL,
+    DEFAULT_WATCH_POLL_INTERVAL,
+    MIN_WATCH_POLL_INTERVAL,
+    STATE_KEY_ANALYSIS_DONE,
 )
 from airflow_provider_aiontheball.statuses import ANALYSIS_STATUSES, AnalysisStatus, UnknownStatusLogger
 from airflow_provider_aiontheball.validation import validate_id
@@ -75,18 +80,8 @@ __all__ = [
 ]
 
 CLASSPATH = "airflow_provider_aiontheball.triggers.analysis_done.AIOnTheBallAnalysisDoneTrigger"
-#: Prefix of the cursor's key in the asset state store (stored in users' databases: never rename).
-STATE_KEY_ANALYSIS_DONE = "aiontheball_analysis_done"
-#: Version of the stored cursor value ``{"version": 1, "handled": [ids...]}``.
-CURSOR_VERSION = 1
-#: Seconds between two listings by default: completions are noticed within a minute for one list per minute.
-DEFAULT_WATCH_POLL_INTERVAL = 60.0
-#: Shortest ``poll_interval`` accepted: every interval lists every page of the organisation's videos.
-MIN_WATCH_POLL_INTERVAL = 5.0
 #: The statuses an event can be asked for: the terminal ones of the documented vocabulary.
 TERMINAL_STATUSES: frozenset[str] = ANALYSIS_STATUSES.success | ANALYSIS_STATUSES.failure
-#: Failed attempts to read the stored cursor before the watcher goes on without it (each one poll apart).
-CURSOR_LOAD_ATTEMPTS = 3
 
 #: Where the shared poll (one per group, no trigger instance) logs; a standalone watcher logs to its own log.
 log = logging.getLogger(__name__)
