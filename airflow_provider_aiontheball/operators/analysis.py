@@ -35,7 +35,7 @@ from airflow_provider_aiontheball.defaults import (
     STATE_KEY_ANALYSIS,
     XCOM_ANALYSIS_ID,
 )
-from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, WaitingTask
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_aiontheball.operators._base import CreationWindow
     from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
-    from airflow_provider_aiontheball.waiting import DeferralLimit, WaitSettings
+    from airflow_provider_aiontheball.waiting import DeferralLimit
 
 #: What the results operator can fetch.
 RESULT_KINDS: tuple[str, ...] = ("summary", "events", "schema", "tracking", "query_intervals")
@@ -60,7 +60,7 @@ QUERY_KEYS: tuple[str, ...] = (
 )
 
 
-class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
+class AIOnTheBallCreateAnalysisOperator(WaitingTask, AIOnTheBallBaseOperator):
     """Start an analysis of a video, and optionally wait until it is ``done``.
 
     The video need not be ready: the API queues the analysis as ``waiting_for_video``. The task pushes
@@ -125,18 +125,21 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(aiontheball_conn_id=aiontheball_conn_id, **kwargs)
+        super().__init__(
+            aiontheball_conn_id=aiontheball_conn_id,
+            poll_interval=poll_interval,
+            min_poll_interval=min_poll_interval,
+            max_consecutive_errors=max_consecutive_errors,
+            error_budget_seconds=error_budget_seconds,
+            **kwargs,
+        )
         self.video_id = video_id
         self.fps = fps
         self.durable = durable
         self.commit_grace_period = commit_grace_period
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.min_poll_interval = min_poll_interval
         self.timeout = timeout
-        self.max_consecutive_errors = max_consecutive_errors
-        self.error_budget_seconds = error_budget_seconds
         self.finish_in_triggerer = finish_in_triggerer
         self.partition_by_match = partition_by_match
         if partition_by_match:  # checked at parse time (no I/O): Airflow 3.3+ and outlets
@@ -295,14 +298,6 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
                 self.log.warning("Asset events without the video's name and teams: %s", exc)
                 video = None
         assets.emit_match_events(self, context, "analysis", video_id=video_id, video=video, analysis=analysis)
-
-    @property
-    def _settings(self) -> WaitSettings:
-        from airflow_provider_aiontheball.waiting import WaitSettings
-
-        return WaitSettings(
-            self.poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
-        )
 
     def _trigger(
         self, analysis_id: int, video_id: int, limit: DeferralLimit, context: Context

@@ -31,7 +31,7 @@ from airflow_provider_aiontheball.defaults import (
     XCOM_VIDEO_ID,
 )
 from airflow_provider_aiontheball.links.video import AIOnTheBallVideoLink, push_link_xcom, reserve_link_xcom
-from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, WaitingTask
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_aiontheball.operators._base import CreationWindow
     from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
-    from airflow_provider_aiontheball.waiting import DeferralLimit, WaitSettings
+    from airflow_provider_aiontheball.waiting import DeferralLimit
 
 #: Fields of a request that the documented ``GET /videos`` items show, so a video can be recognised by.
 _DOCUMENTED_IDENTIFYING_FIELDS = ("title", "home_team_name", "away_team_name")
@@ -59,7 +59,7 @@ def _same_value(name: str, listed: Any, submitted: Any) -> bool:
     return bool(listed == submitted)
 
 
-class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
+class AIOnTheBallCreateVideoOperator(WaitingTask, AIOnTheBallBaseOperator):
     """Create an AI on the Ball video from a public URL, and optionally wait until it is ``available``.
 
     As soon as the POST succeeds the task pushes XCom ``video_id`` and ``game_name``, so downstream
@@ -152,7 +152,14 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(aiontheball_conn_id=aiontheball_conn_id, **kwargs)
+        super().__init__(
+            aiontheball_conn_id=aiontheball_conn_id,
+            poll_interval=poll_interval,
+            min_poll_interval=min_poll_interval,
+            max_consecutive_errors=max_consecutive_errors,
+            error_budget_seconds=error_budget_seconds,
+            **kwargs,
+        )
         self.video_file_url = video_file_url
         self.title = title
         self.home_team_name = home_team_name
@@ -163,11 +170,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         self.left_start_team = left_start_team
         self.wait_for_available = wait_for_available
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
         self.timeout = timeout
-        self.min_poll_interval = min_poll_interval
-        self.max_consecutive_errors = max_consecutive_errors
-        self.error_budget_seconds = error_budget_seconds
         self.finish_in_triggerer = finish_in_triggerer
         self.durable = durable
         self.commit_grace_period = commit_grace_period
@@ -333,14 +336,6 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         return matches
 
     # -- waiting ---------------------------------------------------------------------------------
-
-    @property
-    def _settings(self) -> WaitSettings:
-        from airflow_provider_aiontheball.waiting import WaitSettings
-
-        return WaitSettings(
-            self.poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
-        )
 
     def _trigger(self, video_id: int, limit: DeferralLimit, context: Context) -> AIOnTheBallVideoTrigger:
         from airflow_provider_aiontheball.task_end import finish_spec
