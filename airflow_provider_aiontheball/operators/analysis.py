@@ -42,9 +42,9 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_aiontheball.deadlines import DeferralLimit
     from airflow_provider_aiontheball.operators._base import CreationWindow
     from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
-    from airflow_provider_aiontheball.waiting import DeferralLimit
 
 #: What the results operator can fetch.
 RESULT_KINDS: tuple[str, ...] = ("summary", "events", "schema", "tracking", "query_intervals")
@@ -162,7 +162,7 @@ class AIOnTheBallCreateAnalysisOperator(WaitingTask, AIOnTheBallBaseOperator):
             return analysis
         if self.deferrable:
             # Raises TaskDeferred; the task resumes in execute_complete.
-            from airflow_provider_aiontheball.waiting import DeferralLimit
+            from airflow_provider_aiontheball.deadlines import DeferralLimit
 
             limit = DeferralLimit.of(self, context, self.timeout)  # execution_timeout too
             self.defer(
@@ -332,8 +332,9 @@ class AIOnTheBallCreateAnalysisOperator(WaitingTask, AIOnTheBallBaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: the finished analysis, or an error (only ``success`` passes)."""
+        from airflow_provider_aiontheball.deadlines import timeout_error
         from airflow_provider_aiontheball.exceptions import AIOnTheBallWaitError
-        from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
+        from airflow_provider_aiontheball.task_resume import result_from_event
 
         analysis = result_from_event(event, "analysis", timeout_error(self, context, AIOnTheBallWaitError, event))
         self._lineage_id = analysis.get("id")  # a resumed task runs no execute(): for OpenLineage

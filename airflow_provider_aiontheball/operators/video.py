@@ -38,9 +38,9 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_aiontheball.deadlines import DeferralLimit
     from airflow_provider_aiontheball.operators._base import CreationWindow
     from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
-    from airflow_provider_aiontheball.waiting import DeferralLimit
 
 #: Fields of a request that the documented ``GET /videos`` items show, so a video can be recognised by.
 _DOCUMENTED_IDENTIFYING_FIELDS = ("title", "home_team_name", "away_team_name")
@@ -352,7 +352,7 @@ class AIOnTheBallCreateVideoOperator(WaitingTask, AIOnTheBallBaseOperator):
         )
 
     def _defer_until_available(self, video_id: int, context: Context) -> None:
-        from airflow_provider_aiontheball.waiting import DeferralLimit
+        from airflow_provider_aiontheball.deadlines import DeferralLimit
 
         limit = DeferralLimit.of(self, context, self.timeout)  # execution_timeout too
         self.defer(
@@ -377,8 +377,9 @@ class AIOnTheBallCreateVideoOperator(WaitingTask, AIOnTheBallBaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: the available video, or an error (only ``success`` passes)."""
+        from airflow_provider_aiontheball.deadlines import timeout_error
         from airflow_provider_aiontheball.exceptions import AIOnTheBallWaitError
-        from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
+        from airflow_provider_aiontheball.task_resume import result_from_event
 
         video = result_from_event(event, "video", timeout_error(self, context, AIOnTheBallWaitError, event))
         self._lineage_id = video.get("id")  # a resumed task runs no execute(): for OpenLineage

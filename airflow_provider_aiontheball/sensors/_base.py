@@ -43,7 +43,7 @@ class SoftFailOnDeferralTimeout(WaitingTask, BaseSensorOperator):
             self.start_from_trigger = True
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        from airflow_provider_aiontheball.waiting import execution_timed_out, task_timeout_error
+        from airflow_provider_aiontheball.deadlines import execution_timed_out, task_timeout_error
 
         if next_method == "__fail__" and execution_timed_out(self, context):
             # Airflow 2 ends a deferral at the execution_timeout itself and reports it like the sensor's own

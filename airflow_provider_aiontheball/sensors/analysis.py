@@ -145,9 +145,9 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
         result = self.poke(context)
         if isinstance(result, PokeReturnValue) and result.is_done:
             return result.xcom_value
+        from airflow_provider_aiontheball.deadlines import DeferralLimit
         from airflow_provider_aiontheball.task_end import finish_spec
         from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
-        from airflow_provider_aiontheball.waiting import DeferralLimit
 
         limit = DeferralLimit.of(self, context, self.timeout)  # execution_timeout too
         self.defer(
@@ -180,7 +180,8 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired. Fails closed: only a ``success`` event passes."""
-        from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
+        from airflow_provider_aiontheball.deadlines import timeout_error
+        from airflow_provider_aiontheball.task_resume import result_from_event
 
         analysis = result_from_event(event, "analysis", timeout_error(self, context, AirflowSensorTimeout, event))
         self.log.info("%s", (event or {}).get("message"))

@@ -136,9 +136,9 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
         result = self.poke(context)
         if isinstance(result, PokeReturnValue) and result.is_done:
             return result.xcom_value
+        from airflow_provider_aiontheball.deadlines import DeferralLimit
         from airflow_provider_aiontheball.task_end import finish_spec
         from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
-        from airflow_provider_aiontheball.waiting import DeferralLimit
 
         limit = DeferralLimit.of(self, context, self.timeout)  # execution_timeout too
         self.defer(
@@ -168,7 +168,8 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired. Fails closed: only a ``success`` event passes."""
-        from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
+        from airflow_provider_aiontheball.deadlines import timeout_error
+        from airflow_provider_aiontheball.task_resume import result_from_event
 
         video = result_from_event(event, "video", timeout_error(self, context, AirflowSensorTimeout, event))
         self.log.info("%s", (event or {}).get("message"))
