@@ -11,18 +11,13 @@ import re
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from airflow_provider_aiontheball.defaults import MAX_ID
-
-#: The URI scheme of every asset of this provider.
-SCHEME = "aiontheball"
-#: Host of the documented API base URL ``https://aiontheball.nl/api/v1/``.
-DEFAULT_HOST = "aiontheball.nl"
+from airflow_provider_aiontheball.defaults import DEFAULT_HOST, MAX_ID, SCHEME
+from airflow_provider_aiontheball.validation import validate_id, validate_integer
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # A host as it appears in a URI authority: a DNS name or IPv4 address, or a bracketed IPv6 address,
 # with an optional port. No userinfo ("@"), path, query or whitespace.
 _HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
-_DIGITS = re.compile(r"^[0-9]+$")
 
 
 def _describe(value: Any) -> str:
@@ -31,15 +26,14 @@ def _describe(value: Any) -> str:
 
 
 def _id(value: Any, field: str) -> int:
-    """A positive resource id; ASCII digit strings (rendered templates) accepted, bools rejected."""
-    if isinstance(value, bool) or not (
-        isinstance(value, int) or (isinstance(value, str) and _DIGITS.match(value.strip()))
-    ):
-        raise ValueError(f"{field}: expected a positive integer id, got {_describe(value)}")
-    number = int(value)
-    if not 1 <= number <= MAX_ID:
-        raise ValueError(f"{field}: expected a positive integer id (at most {MAX_ID}), got {number}")
-    return number
+    """A resource id (:func:`~airflow_provider_aiontheball.validation.validate_id`), refused in the words of
+    asset URIs."""
+    try:
+        return validate_id(value, field)
+    except ValueError as exc:
+        if "must be at" in str(exc):  # an integer, out of range
+            raise ValueError(f"{field}: expected a positive integer id (at most {MAX_ID}), got {int(value)}") from None
+        raise ValueError(f"{field}: expected a positive integer id, got {_describe(value)}") from None
 
 
 def _host(value: Any, field: str = "host") -> str:
@@ -239,14 +233,12 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
+def _version(value: Any) -> int | None:
+    """A ``data_version``: a whole number (:func:`~airflow_provider_aiontheball.validation.validate_integer`)."""
+    try:
+        return validate_integer(value, "data_version", maximum=MAX_ID)
+    except ValueError:
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and _DIGITS.match(value.strip()):
-        return int(value)
-    return None
 
 
 def _date(value: Any) -> str | None:
@@ -280,7 +272,7 @@ def result_facts(name: str, data: Any) -> dict[str, Any]:
     if isinstance(data, list):
         facts["count"] = len(data)
     elif isinstance(data, dict):
-        if name == "schema" and (version := _int(data.get("data_version"))) is not None:
+        if name == "schema" and (version := _version(data.get("data_version"))) is not None:
             facts["data_version"] = version
         metadata = data.get("metadata") if name == "summary" else None
         if isinstance(metadata, dict):
@@ -289,7 +281,7 @@ def result_facts(name: str, data: Any) -> dict[str, Any]:
             if (algorithm := _text(metadata.get("version"))) is not None:
                 facts["algorithm_version"] = algorithm
             # Assumed (docs silent): a summary may carry data_version in its metadata.
-            if (version := _int(metadata.get("data_version"))) is not None:
+            if (version := _version(metadata.get("data_version"))) is not None:
                 facts["data_version"] = version
     return facts
 
@@ -337,9 +329,12 @@ def event_extra(
         return first(*(entry.get(key) for entry in facts.values() if isinstance(entry, dict)))
 
     the_video_id = first(
-        _int(video_id), _int(video.get("id")), _int(analysis.get("video_id")), _int(analysis_video.get("id"))
+        validate_id(video_id, strict=False),
+        validate_id(video.get("id"), strict=False),
+        validate_id(analysis.get("video_id"), strict=False),
+        validate_id(analysis_video.get("id"), strict=False),
     )
-    the_analysis_id = first(_int(analysis_id), _int(analysis.get("id")))
+    the_analysis_id = first(validate_id(analysis_id, strict=False), validate_id(analysis.get("id"), strict=False))
     status = analysis.get("status") if kind != "video" else video.get("status")
     return {
         "kind": kind,
@@ -373,7 +368,9 @@ def video_id_of(analysis: Any) -> int | None:
     if not isinstance(analysis, dict):
         return None
     video = analysis.get("video")
-    return _int(analysis.get("video_id")) or (_int(video.get("id")) if isinstance(video, dict) else None)
+    return validate_id(analysis.get("video_id"), strict=False) or (
+        validate_id(video.get("id"), strict=False) if isinstance(video, dict) else None
+    )
 
 
 def partition_key_of(video_id: int | str) -> str:

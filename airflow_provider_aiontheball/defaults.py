@@ -35,6 +35,15 @@ MAX_DOWNLOAD_REDIRECTS = 5
 #: than 32 at a time, and a burst queues for a free connection instead of opening hundreds.
 DEFAULT_POOL_LIMIT = 32
 
+#: Keep idle connections longer than the longest poll interval we use by default (60 s).
+KEEPALIVE_SECONDS = 75.0
+#: Seconds a loaded connection's settings are shared before the next trigger fetches them again.
+SETTINGS_TTL_SECONDS = 60.0
+#: Download chunk size for tracking files (20-500 MB): streamed, never held whole in memory.
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+#: Longest piece of a server's message or body quoted in an exception.
+MAX_QUOTED_CHARS = 300
+
 # -- keys stored in users' databases: renaming one loses what is stored under it --------------------
 
 #: XCom keys pushed by the video tasks (besides ``return_value``, the video itself).
@@ -48,6 +57,15 @@ XCOM_ANALYSIS_ID = "analysis_id"
 STATE_KEY_VIDEO = "aiontheball_create_video"
 STATE_KEY_ANALYSIS = "aiontheball_create_analysis"
 STATE_KEY_POKE_ERRORS = "aiontheball_poke_errors"
+
+#: Prefix of the cursor's key in the asset state store (stored in users' databases: never rename).
+STATE_KEY_ANALYSIS_DONE = "aiontheball_analysis_done"
+#: Version of the analysis-done cursor value stored under it ``{"version": 1, "handled": [ids...]}``.
+CURSOR_VERSION = 1
+#: The URI scheme of every asset of this provider.
+SCHEME = "aiontheball"
+#: Host of the documented API base URL ``https://aiontheball.nl/api/v1/``.
+DEFAULT_HOST = "aiontheball.nl"
 
 # -- waiting -----------------------------------------------------------------------------------------
 
@@ -73,6 +91,12 @@ DEFAULT_ANALYSIS_WAIT_TIMEOUT = 12 * 3600.0
 #: How long a create operator keeps looking for what a POST of unknown outcome (lost response, 5xx)
 #: may have created, counted from the POST: servers may commit, or list, a new resource late.
 DEFAULT_COMMIT_GRACE_PERIOD = 60.0
+
+#: How far a server's ``created_at`` may lie before our clock and still count as "since we started", when
+#: the server's own clock is unknown (no ``Date`` seen, or a record written before we kept it).
+CLOCK_SKEW_SECONDS = 120.0
+#: Longest pause between two lookups of a POST of unknown outcome.
+MAX_LOOKUP_PAUSE = 15.0
 #: A server's ``Retry-After`` is obeyed within these bounds: at least 1 s (``0`` or a past date, e.g.
 #: with clock skew, must not spend a whole error budget in milliseconds), at most 5 minutes (a day-long
 #: value must not park a wait; the error budget decides when to give up).
@@ -90,7 +114,21 @@ DEFAULT_POLL_JITTER = 0.1
 MAX_SPREAD_SECONDS = 60.0
 #: Most pages ``GET /videos`` is followed for when the server does not say how many there are.
 MAX_LIST_PAGES = 10_000
+
+#: Progress points between two progress log lines: a line per meaningful change, not per poll.
+PROGRESS_LOG_STEP = 5.0
+#: Seconds between two listings by default: completions are noticed within a minute for one list per minute.
+DEFAULT_WATCH_POLL_INTERVAL = 60.0
+#: Shortest ``poll_interval`` accepted: every interval lists every page of the organisation's videos.
+MIN_WATCH_POLL_INTERVAL = 5.0
+#: Failed attempts to read the stored cursor before the watcher goes on without it (each one poll apart).
+CURSOR_LOAD_ATTEMPTS = 3
+
+# -- request fields ----------------------------------------------------------------------------------
+
 #: Largest accepted id (the API's ids are integers; a signed 64-bit column is the widest plausible).
 MAX_ID = 2**63 - 1
 #: Largest accepted offset or padding, in seconds (a day; match videos are hours long).
 MAX_SECONDS_FIELD = 86_400
+#: Largest accepted ``fps`` (the docs' videos are 25 fps; nothing films football faster than 240).
+MAX_FPS = 240

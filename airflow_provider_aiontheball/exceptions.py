@@ -17,8 +17,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
-#: Longest piece of a server's message or body quoted in an exception.
-MAX_QUOTED_CHARS = 300
+from airflow_provider_aiontheball.defaults import MAX_QUOTED_CHARS
 
 
 def truncate(text: str, limit: int = MAX_QUOTED_CHARS) -> str:

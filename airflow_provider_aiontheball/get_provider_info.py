@@ -63,7 +63,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
-#: The ``aiontheball://`` asset URI scheme and its normaliser (``assets.py``; the scheme is ``assets.SCHEME``,
+#: The ``aiontheball://`` asset URI scheme and its normaliser (``assets.py``; the scheme is ``defaults.SCHEME``,
 #: written out here so that reading the provider info does not import that module).
 URI_HANDLER: dict[str, Any] = {
     "schemes": ["aiontheball"],

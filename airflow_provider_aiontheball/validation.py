@@ -13,10 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
-from airflow_provider_aiontheball.defaults import MAX_ID, MAX_SECONDS_FIELD
+from airflow_provider_aiontheball.defaults import MAX_FPS, MAX_ID, MAX_SECONDS_FIELD
 
 #: Fields of ``POST /videos``, in the order of the API's Videos page.
 VIDEO_CREATE_FIELDS: tuple[str, ...] = (
@@ -57,8 +57,6 @@ TRACKING_FORMATS: tuple[str, ...] = ("parquet", "json")
 
 # ASCII digits only: ``\d`` would also take "١٢" (Arabic-Indic digits), which ``int()`` accepts.
 _DIGITS = re.compile(r"^\s*[0-9]+\s*$")
-#: Largest accepted ``fps`` (the docs' videos are 25 fps; nothing films football faster than 240).
-MAX_FPS = 240
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -85,23 +83,38 @@ def validate_integer(value: Any, field: str, *, minimum: int = 0, maximum: int =
     return number
 
 
-def validate_id(value: Any, field: str = "video_id") -> int:
-    """Return a resource id (positive integer) or raise ``ValueError`` naming ``field``."""
-    return validate_integer(value, field, minimum=1, maximum=MAX_ID)
+@overload
+def validate_id(
+    value: Any, field: str = ..., *, optional: Literal[False] = False, strict: Literal[True] = True
+) -> int: ...
+@overload
+def validate_id(value: Any, field: str = ..., *, optional: bool = ..., strict: bool = ...) -> int | None: ...
+def validate_id(value: Any, field: str = "video_id", *, optional: bool = False, strict: bool = True) -> int | None:
+    """The provider's one reading of a resource id: a positive integer up to :data:`~.defaults.MAX_ID`, given as
+    an ``int`` or a string of ASCII digits (a rendered template; whitespace around it ignored), never a bool.
 
-
-def optional_id(value: Any, field: str) -> int | None:
-    """:func:`validate_id`, where nothing (``None``, ``""`` or a template that rendered ``None``) means none."""
-    if value in (None, "", "None"):
+    :param field: the name user-facing errors start with.
+    :param optional: nothing (``None``, ``""`` or a template that rendered ``None``) means no id: ``None``.
+    :param strict: ``True`` for user input: anything else raises ``ValueError`` naming ``field``. ``False`` for
+        stored or received data (XCom, state records, API listings): anything else is ``None``.
+    """
+    if optional and value in (None, "", "None"):
         return None
-    return validate_id(value, field)
+    try:
+        return validate_integer(value, field, minimum=1, maximum=MAX_ID)
+    except ValueError:
+        if strict:
+            raise
+        return None
 
 
 def id_or_template(value: Any) -> int | str:
     """A trigger's id kwarg as stored: an ``int``, or a string Airflow renders in the triggerer before the
-    trigger runs (``start_from_trigger``), which the trigger validates then. A digit string is an id."""
+    trigger runs (``start_from_trigger``), which the trigger validates then. A string that is an id
+    (:func:`validate_id`) is stored as that id."""
     if isinstance(value, str):
-        return int(value.strip()) if value.strip().isdigit() else value
+        number = validate_id(value, strict=False)
+        return value if number is None else number
     return int(value)
 
 

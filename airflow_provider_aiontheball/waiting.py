@@ -1,36 +1,26 @@
 """Waiting for a video or an analysis: the one place that decides what a poll means.
 
-A trigger in the triggerer, a sensor poking from a worker and an operator waiting without deferring
-all wait the same way, through one :class:`Wait` and its one decision, :meth:`Wait.decide`:
-
-* per resource kind, a :class:`WaitPolicy` says everything kind-specific: the id key and the event
-  keys, the status vocabulary, the polling schedule, how a state reads in a log line and whether a
-  resource in a success status is really usable (:data:`VIDEO_WAIT`, :data:`ANALYSIS_WAIT`);
-* :meth:`Wait.decide` turns one poll's outcome (the fetched resource, or the exception the fetch
-  raised) into a :class:`Decision`: finished with an :class:`EventStatus`, or keep waiting after
-  ``delay`` seconds. Only the loops around it differ: :func:`wait_in_triggerer` (async, for the
-  triggers), :func:`poll` / :func:`wait_in_process` (sync, for sensors and operators);
-* which failures a wait tolerates within its :class:`ErrorBudget` (:func:`is_transient`), and how a
-  resumed task reads the trigger's event (:func:`result_from_event`, fail-closed).
-
-Adding a resource kind: a policy here, a trigger and a sensor module that use it (see
-``docs/architecture.md``). Nothing here performs I/O except through the ``fetch`` a caller passes in;
-the module imports no HTTP library and no hook at module level (the triggerer's hook is imported when
-:func:`wait_in_triggerer` runs); sensors import it only when they poke, so DAG parsing never pays for it.
+Per kind a :class:`WaitPolicy` (:data:`VIDEO_WAIT`, :data:`ANALYSIS_WAIT`); one :class:`Wait` whose
+:meth:`Wait.decide` turns a poll's outcome into a :class:`Decision` (an :class:`EventStatus`, or poll again
+after ``delay``), within an :class:`ErrorBudget` (:func:`is_transient`); the loops around it:
+:func:`wait_in_triggerer` (async), :func:`poll` / :func:`wait_in_process` / :func:`poke` (sync). A resumed
+task reads the event in :mod:`~airflow_provider_aiontheball.task_resume`; deadlines are in
+:mod:`~airflow_provider_aiontheball.deadlines`. No I/O but the caller's ``fetch``; no HTTP library or hook
+imported at module level, so DAG parsing never pays for it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    PROGRESS_LOG_STEP,
     STATE_KEY_POKE_ERRORS,
 )
 from airflow_provider_aiontheball.exceptions import (
@@ -40,7 +30,6 @@ from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallRateLimitError,
     AIOnTheBallRouteMissingError,
     AIOnTheBallServerError,
-    AIOnTheBallTerminalError,
     AIOnTheBallTransportError,
     AIOnTheBallWaitError,
     describe_failure,
@@ -56,9 +45,6 @@ from airflow_provider_aiontheball.statuses import (
 
 if TYPE_CHECKING:
     from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallAsyncHook
-
-#: Progress points between two progress log lines: a line per meaningful change, not per poll.
-PROGRESS_LOG_STEP = 5.0
 
 
 class EventStatus(StrEnum):
@@ -578,6 +564,8 @@ def poll(wait: Wait, fetch: Callable[[], dict[str, Any]]) -> Decision:
     if decision.status is EventStatus.SUCCESS:
         wait.log.info(decision.message)
     elif decision.status is not None:
+        from airflow_provider_aiontheball.task_resume import raise_for  # it imports this module
+
         raise_for(decision.status, decision.message, AIOnTheBallWaitError, cause=decision.cause)
     return decision
 
@@ -651,117 +639,3 @@ def poked_before(context: Any) -> bool:
             .first()
         )
     return row is not None
-
-
-def raise_for(
-    status: str, message: str, on_timeout: Callable[[str], BaseException], cause: BaseException | None = None
-) -> NoReturn:
-    """Raise what a finished, unsuccessful wait means to the task: the one mapping for every path.
-
-    :raises AIOnTheBallTerminalError: ``failed`` (no retries).
-    :raises on_timeout(message): ``timeout`` (a sensor raises Airflow's sensor timeout so ``soft_fail``
-        applies; an operator a retryable error).
-    :raises AIOnTheBallWaitError: ``error``, or anything unexpected.
-    """
-    if status == EventStatus.FAILED:
-        raise AIOnTheBallTerminalError(message) from cause
-    if status == EventStatus.TIMEOUT:
-        raise on_timeout(message) from cause
-    raise AIOnTheBallWaitError(message) from cause
-
-
-def result_from_event(
-    event: dict[str, Any] | None, kind: str, on_timeout: Callable[[str], BaseException]
-) -> dict[str, Any]:
-    """Interpret a trigger event when a deferred task resumes. Fails closed: only ``success`` passes.
-
-    :param kind: ``"video"`` or ``"analysis"``: the key holding the resource in a success event.
-    :param on_timeout: builds the exception for a ``timeout`` event (see :func:`raise_for`).
-    """
-    payload = event if isinstance(event, dict) else {}
-    status = payload.get("status")
-    message = payload.get("message") or f"unexpected trigger event {event!r}"
-    if status == EventStatus.SUCCESS and isinstance(payload.get(kind), dict):
-        return dict(payload[kind])
-    raise_for(str(status), message, on_timeout)
-
-
-# -- execution_timeout while deferred ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeferralLimit:
-    """When a deferred wait must end: its ``end_time`` for the trigger (epoch seconds) and the same moment
-    as the ``timeout`` for ``self.defer``.
-
-    The wait's own ``timeout`` counts from now; the task's ``execution_timeout`` counts from the start of
-    this try — Airflow documents it "over the total runtime, not individual executions in-between
-    deferrals" — so the earlier of the two ends the wait. Airflow 2 caps a deferral at the execution
-    timeout itself; Airflow 3 (3.0-3.3, "TODO: handle timeout in case of deferral" in its task runner)
-    does not, and a deferred task would wait past its ``execution_timeout``.
-    """
-
-    end_time: float
-    timeout: dt.timedelta
-    execution_deadline: float | None = None
-
-    @classmethod
-    def of(cls, task: Any, context: Any, timeout_seconds: float, now: float | None = None) -> DeferralLimit:
-        now = time.time() if now is None else now
-        end_time = now + timeout_seconds
-        deadline = execution_deadline(task, context)
-        if deadline is None and getattr(task, "execution_timeout", None):
-            # No start date to count from (Airflow 2's dag.test()): count from now, a little late, never lost.
-            deadline = now + task.execution_timeout.total_seconds()
-        if deadline is not None:
-            end_time = min(end_time, deadline)
-        return cls(end_time, dt.timedelta(seconds=max(0.0, end_time - now)), deadline)
-
-
-def execution_deadline(task: Any, context: Any) -> float | None:
-    """The epoch second at which this try's ``execution_timeout`` runs out, or ``None`` without one.
-
-    Counted from the task instance's ``start_date``, which Airflow keeps when a task resumes from a
-    deferral (2.x and 3.x).
-    """
-    execution_timeout = getattr(task, "execution_timeout", None)
-    started = getattr(context.get("ti") if context else None, "start_date", None)
-    if not execution_timeout or not isinstance(started, dt.datetime):
-        return None
-    if started.tzinfo is None:  # Airflow stores UTC
-        started = started.replace(tzinfo=dt.UTC)
-    return started.timestamp() + execution_timeout.total_seconds()
-
-
-def execution_timed_out(task: Any, context: Any, deadline: float | None = None, now: float | None = None) -> bool:
-    """Whether this try's ``execution_timeout`` has run out (never, without one).
-
-    :param deadline: the deadline the task deferred with (its trigger echoes it in the event); default:
-        counted from the task instance's ``start_date``.
-    """
-    deadline = execution_deadline(task, context) if deadline is None else deadline
-    return deadline is not None and (time.time() if now is None else now) >= deadline
-
-
-def timeout_error(
-    task: Any,
-    context: Any,
-    wait_timeout: Callable[[str], BaseException],
-    event: dict[str, Any] | None = None,
-) -> Callable[[str], BaseException]:
-    """What a timed-out deferred wait raises: Airflow's ``AirflowTaskTimeout`` once the task's
-    ``execution_timeout`` has run out (retries apply, ``soft_fail`` does not: as for any task that runs
-    too long), else ``wait_timeout`` (the sensor's timeout, or the operator's retryable wait error)."""
-    # The trigger echoes the deadline it was given: not every Airflow keeps the try's start_date when a task
-    # resumes (dag.test() on 3.3 starts it anew), so the event is the reliable witness.
-    deadline = event.get("execution_deadline") if isinstance(event, dict) else None
-    if not execution_timed_out(task, context, deadline if isinstance(deadline, int | float) else None):
-        return wait_timeout
-    return lambda message: task_timeout_error(task, message)
-
-
-def task_timeout_error(task: Any, message: str) -> BaseException:
-    """Airflow's ``AirflowTaskTimeout`` for a deferred wait the task's ``execution_timeout`` ended."""
-    from airflow.providers.common.compat.sdk import AirflowTaskTimeout
-
-    return AirflowTaskTimeout(f"execution_timeout ({task.execution_timeout}) exceeded while deferred: {message}")

@@ -48,7 +48,11 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(airflow|aiohttp|requests|pendulum)(\..*)?"),
     (r"py:class", r"(Context|PokeReturnValue)"),
     (r"py:.*", r"airflow_provider_aiontheball\.(.*\.)?_[A-Za-z].*"),
-    (r"py:.*", r"airflow_provider_aiontheball\.(waiting|task_end|task_start|statuses|openlineage|validation)(\..*)?"),
+    (
+        r"py:.*",
+        r"airflow_provider_aiontheball\."
+        r"(waiting|task_end|task_start|task_resume|deadlines|statuses|openlineage|validation)(\..*)?",
+    ),
     (r"py:(meth|attr|func)", r"[a-z_]+"),
     (r"py:data", r"[A-Z_]+"),
 ]

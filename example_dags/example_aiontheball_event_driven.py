@@ -36,7 +36,8 @@ import logging
 import os
 from typing import Any
 
-from airflow_provider_aiontheball.assets import DEFAULT_HOST, analyses_asset
+from airflow_provider_aiontheball.assets import analyses_asset
+from airflow_provider_aiontheball.defaults import DEFAULT_HOST
 
 #: Seconds between two listings of the watcher (each is one ``GET /videos`` request per page of the
 #: organisation's videos). A minute is plenty for 2-6 h analyses; ``make demo-events`` sets a few seconds.

@@ -23,6 +23,7 @@ from airflow.providers.common.compat.sdk import (
     TaskDeferred,
 )
 
+from airflow_provider_aiontheball.deadlines import DeferralLimit, execution_deadline
 from airflow_provider_aiontheball.exceptions import AIOnTheBallWaitError
 from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
 from airflow_provider_aiontheball.operators.analysis import AIOnTheBallCreateAnalysisOperator
@@ -31,7 +32,6 @@ from airflow_provider_aiontheball.sensors.analysis import AIOnTheBallAnalysisSen
 from airflow_provider_aiontheball.sensors.video import AIOnTheBallVideoSensor
 from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
 from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
-from airflow_provider_aiontheball.waiting import DeferralLimit, execution_deadline
 from tests.helpers import task_context, task_states_of, write_dag
 
 VIDEO_URL = "https://example.com/match.mp4"

@@ -104,7 +104,8 @@ def form_only_from_hook_class_without_fab() -> bool:
 
 
 def test_the_asset_uri_scheme_is_declared_for_airflow_3_and_2():
-    from airflow_provider_aiontheball.assets import SCHEME, sanitize_uri
+    from airflow_provider_aiontheball.assets import sanitize_uri
+    from airflow_provider_aiontheball.defaults import SCHEME
     from airflow_provider_aiontheball.openlineage import asset_to_openlineage
 
     expected = [

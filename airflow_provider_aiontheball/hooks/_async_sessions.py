@@ -17,16 +17,13 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from airflow_provider_aiontheball.defaults import DEFAULT_POOL_LIMIT
+from airflow_provider_aiontheball.defaults import DEFAULT_POOL_LIMIT, KEEPALIVE_SECONDS, SETTINGS_TTL_SECONDS
 from airflow_provider_aiontheball.polling import DEFAULT_JITTER, Jitter
 
 if TYPE_CHECKING:
     import aiohttp
 
     from airflow_provider_aiontheball.hooks._client import ClientSettings
-
-#: Keep idle connections longer than the longest poll interval we use by default (60 s).
-KEEPALIVE_SECONDS = 75.0
 
 
 def proxy_from_env(url: str) -> str | None:
@@ -103,9 +100,6 @@ class SharedSessions:
 
 
 shared_sessions = SharedSessions()
-
-#: Seconds a loaded connection's settings are shared before the next trigger fetches them again.
-SETTINGS_TTL_SECONDS = 60.0
 
 
 @dataclass

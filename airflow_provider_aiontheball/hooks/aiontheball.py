@@ -24,6 +24,7 @@ from airflow_provider_aiontheball.defaults import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
     DEFAULT_POOL_LIMIT,
+    DOWNLOAD_CHUNK_BYTES,
     MAX_DOWNLOAD_REDIRECTS,
     PARSE_OFF_LOOP_BYTES,
 )
@@ -73,9 +74,6 @@ if TYPE_CHECKING:
     import requests
 
 __all__ = ["DEFAULT_CONN_ID", "AIOnTheBallAsyncHook", "AIOnTheBallHook"]
-
-#: Download chunk size for tracking files (20-500 MB): streamed, never held whole in memory.
-DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 
 
 def _route_missing(exc: AIOnTheBallNotFoundError) -> bool:

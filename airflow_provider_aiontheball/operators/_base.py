@@ -1,4 +1,5 @@
-"""What every AI on the Ball operator shares: the connection id and a hook built on first use."""
+"""What every AI on the Ball operator shares: the connection id and a hook built on first use; what every
+waiting operator and sensor shares: its wait settings (:class:`WaitingTask`)."""
 
 from __future__ import annotations
 
@@ -14,21 +15,24 @@ from airflow_provider_aiontheball._airflow import BaseOperator
 
 if TYPE_CHECKING:
     from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
+    from airflow_provider_aiontheball.waiting import WaitSettings
 
-from airflow_provider_aiontheball.defaults import DEFAULT_CONN_ID
+from airflow_provider_aiontheball.defaults import (
+    CLOCK_SKEW_SECONDS,
+    DEFAULT_CONN_ID,
+    DEFAULT_ERROR_BUDGET_SECONDS,
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+)
 
 __all__ = [
-    "CLOCK_SKEW_SECONDS",
     "DEFAULT_CONN_ID",
     "AIOnTheBallBaseOperator",
+    "ConnectionTask",
     "CreationWindow",
+    "WaitingTask",
     "created_since",
     "run_started",
 ]
-
-#: How far a server's ``created_at`` may lie before our clock and still count as "since we started", when
-#: the server's own clock is unknown (no ``Date`` seen, or a record written before we kept it).
-CLOCK_SKEW_SECONDS = 120.0
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -86,7 +90,61 @@ class CreationWindow:
         return f"since {self.bound.isoformat()} ({clock})"
 
 
-class AIOnTheBallBaseOperator(BaseOperator):
+class ConnectionTask:
+    """The hook of an operator or sensor, built from its ``aiontheball_conn_id`` when first used (a mixin)."""
+
+    aiontheball_conn_id: str
+
+    @cached_property
+    def hook(self) -> AIOnTheBallHook:
+        from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
+
+        return AIOnTheBallHook(self.aiontheball_conn_id)
+
+
+class WaitingTask(ConnectionTask):
+    """What every waiting operator and sensor shares: its wait settings, and the hook (a mixin before the
+    Airflow base class). Each task keeps its own signature, defaults and ``:param:`` text, and passes the
+    settings on as keywords; ``timeout`` stays each task's own (a sensor's is Airflow's).
+    """
+
+    poll_interval: float | None
+    min_poll_interval: float
+    max_consecutive_errors: int
+    error_budget_seconds: float
+
+    def __init__(
+        self,
+        *,
+        poll_interval: float | None,
+        min_poll_interval: float,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.poll_interval = poll_interval
+        self.min_poll_interval = min_poll_interval
+        self.max_consecutive_errors = max_consecutive_errors
+        self.error_budget_seconds = error_budget_seconds
+
+    @property
+    def _poll_interval(self) -> float:
+        """The longest interval of the wait (where ``None`` is allowed, the task overrides this: the video
+        sensor's falls back to its ``poke_interval``)."""
+        return self.poll_interval  # type: ignore[return-value]
+
+    @property
+    def _settings(self) -> WaitSettings:
+        """The wait's polling settings."""
+        from airflow_provider_aiontheball.waiting import WaitSettings
+
+        return WaitSettings(
+            self._poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
+        )
+
+
+class AIOnTheBallBaseOperator(ConnectionTask, BaseOperator):
     """Base of the provider's operators: no I/O in the constructor; the hook is built when first used.
 
     :param aiontheball_conn_id: Airflow connection id. Default ``aiontheball_default``.
@@ -95,9 +153,3 @@ class AIOnTheBallBaseOperator(BaseOperator):
     def __init__(self, *, aiontheball_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.aiontheball_conn_id = aiontheball_conn_id
-
-    @cached_property
-    def hook(self) -> AIOnTheBallHook:
-        from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
-
-        return AIOnTheBallHook(self.aiontheball_conn_id)

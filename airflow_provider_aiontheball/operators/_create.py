@@ -17,16 +17,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_provider_aiontheball.defaults import MAX_LOOKUP_PAUSE
 from airflow_provider_aiontheball.operators._base import CreationWindow
 from airflow_provider_aiontheball.statuses import Outcome, StatusVocabulary
+from airflow_provider_aiontheball.validation import validate_id
 
 if TYPE_CHECKING:
     from airflow_provider_aiontheball.hooks._client import ServerClock
 
 __all__ = ["CreateSpec", "claimed_ids", "create_exactly_once", "request_fingerprint"]
 
-#: Longest pause between two lookups of a POST of unknown outcome.
-_MAX_LOOKUP_PAUSE = 15.0
 
 _T = TypeVar("_T")
 
@@ -43,7 +43,7 @@ def _repeat_until(
         if done(result) or remaining <= 0:
             return result
         time.sleep(min(pause, remaining))
-        pause = min(pause * 2, _MAX_LOOKUP_PAUSE)
+        pause = min(pause * 2, MAX_LOOKUP_PAUSE)
 
 
 @dataclass(frozen=True)
@@ -106,16 +106,6 @@ def _parse_iso(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def _as_id(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
-
-
 def _epoch(value: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(value, dt.UTC)
 
@@ -153,7 +143,7 @@ def claimed_ids(context: Mapping[str, Any], key: str) -> frozenset[int]:
         for task_id in task_ids:
             found = BaseXCom.get_all(key=key, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id)
             values.extend(found or [])
-    return frozenset(i for i in (_as_id(v) for v in values) if i is not None)
+    return frozenset(i for i in (validate_id(v, strict=False) for v in values) if i is not None)
 
 
 class _Lookup:
@@ -307,7 +297,7 @@ def _create(
 
     if record is not None and record.get("request") != fingerprint:
         log.info("An earlier try of this task created a %s from other inputs; creating a new one.", spec.kind)
-    elif record is not None and _as_id(record.get("id")) is not None:
+    elif record is not None and validate_id(record.get("id"), strict=False) is not None:
         reattached = _reattach(spec, record, grace, log, clock)
         if reattached is not None:
             return reattached

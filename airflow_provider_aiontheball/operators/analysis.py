@@ -35,16 +35,16 @@ from airflow_provider_aiontheball.defaults import (
     STATE_KEY_ANALYSIS,
     XCOM_ANALYSIS_ID,
 )
-from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, WaitingTask
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_aiontheball.deadlines import DeferralLimit
     from airflow_provider_aiontheball.operators._base import CreationWindow
     from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
-    from airflow_provider_aiontheball.waiting import DeferralLimit, WaitSettings
 
 #: What the results operator can fetch.
 RESULT_KINDS: tuple[str, ...] = ("summary", "events", "schema", "tracking", "query_intervals")
@@ -60,21 +60,7 @@ QUERY_KEYS: tuple[str, ...] = (
 )
 
 
-def _is_id(value: Any) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or (
-        isinstance(value, str) and value.isascii() and value.isdigit()
-    )
-
-
-def _optional_id(value: Any, field: str) -> int | None:
-    from airflow_provider_aiontheball.validation import validate_id
-
-    if value in (None, "", "None"):
-        return None
-    return validate_id(value, field)
-
-
-class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
+class AIOnTheBallCreateAnalysisOperator(WaitingTask, AIOnTheBallBaseOperator):
     """Start an analysis of a video, and optionally wait until it is ``done``.
 
     The video need not be ready: the API queues the analysis as ``waiting_for_video``. The task pushes
@@ -139,18 +125,21 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(aiontheball_conn_id=aiontheball_conn_id, **kwargs)
+        super().__init__(
+            aiontheball_conn_id=aiontheball_conn_id,
+            poll_interval=poll_interval,
+            min_poll_interval=min_poll_interval,
+            max_consecutive_errors=max_consecutive_errors,
+            error_budget_seconds=error_budget_seconds,
+            **kwargs,
+        )
         self.video_id = video_id
         self.fps = fps
         self.durable = durable
         self.commit_grace_period = commit_grace_period
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.min_poll_interval = min_poll_interval
         self.timeout = timeout
-        self.max_consecutive_errors = max_consecutive_errors
-        self.error_budget_seconds = error_budget_seconds
         self.finish_in_triggerer = finish_in_triggerer
         self.partition_by_match = partition_by_match
         if partition_by_match:  # checked at parse time (no I/O): Airflow 3.3+ and outlets
@@ -173,7 +162,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
             return analysis
         if self.deferrable:
             # Raises TaskDeferred; the task resumes in execute_complete.
-            from airflow_provider_aiontheball.waiting import DeferralLimit
+            from airflow_provider_aiontheball.deadlines import DeferralLimit
 
             limit = DeferralLimit.of(self, context, self.timeout)  # execution_timeout too
             self.defer(
@@ -203,7 +192,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         def snapshot() -> list[int]:
             # The analyses the video has right before the POST: whatever appears later and no other
             # task claims is what a POST of unknown outcome created (no creation time needed).
-            return sorted(int(entry["id"]) for entry in self._video_analyses(video_id)[1])
+            return sorted(entry["id"] for entry in self._video_analyses(video_id)[1])
 
         spec = CreateSpec(
             kind="analysis",
@@ -233,10 +222,14 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         return analysis
 
     def _video_analyses(self, video_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The video, and its documented ``analyses`` (``{id, status}`` each)."""
+        """The video, and its documented ``analyses`` (``{id, status}`` each) that have an id (as an ``int``)."""
+        from airflow_provider_aiontheball.validation import validate_id
+
         video = self.hook.get_video(video_id)
         self._seen_video = video  # game name and teams for the asset events, without another request
-        return video, [e for e in video.get("analyses") or [] if isinstance(e, dict) and _is_id(e.get("id"))]
+        entries = [e for e in video.get("analyses") or [] if isinstance(e, dict)]
+        ids = [validate_id(e.get("id"), strict=False) for e in entries]
+        return video, [{**e, "id": i} for e, i in zip(entries, ids, strict=True) if i is not None]
 
     def _find_created_analyses(
         self,
@@ -261,7 +254,7 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
         video_recent = created_in.admits(video)
         found: list[dict[str, Any]] = []
         for entry in entries:
-            analysis_id = int(entry["id"])
+            analysis_id = entry["id"]
             if analysis_id in claimed or (known is not None and analysis_id in known):
                 continue
             if ANALYSIS_STATUSES.classify(entry.get("status")) is Outcome.FAILED:
@@ -306,14 +299,6 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
                 video = None
         assets.emit_match_events(self, context, "analysis", video_id=video_id, video=video, analysis=analysis)
 
-    @property
-    def _settings(self) -> WaitSettings:
-        from airflow_provider_aiontheball.waiting import WaitSettings
-
-        return WaitSettings(
-            self.poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
-        )
-
     def _trigger(
         self, analysis_id: int, video_id: int, limit: DeferralLimit, context: Context
     ) -> AIOnTheBallAnalysisTrigger:
@@ -347,13 +332,16 @@ class AIOnTheBallCreateAnalysisOperator(AIOnTheBallBaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: the finished analysis, or an error (only ``success`` passes)."""
+        from airflow_provider_aiontheball.deadlines import timeout_error
         from airflow_provider_aiontheball.exceptions import AIOnTheBallWaitError
-        from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
+        from airflow_provider_aiontheball.task_resume import result_from_event
 
         analysis = result_from_event(event, "analysis", timeout_error(self, context, AIOnTheBallWaitError, event))
         self._lineage_id = analysis.get("id")  # a resumed task runs no execute(): for OpenLineage
         self.log.info("%s", (event or {}).get("message"))
-        self._record_asset_events(context, analysis, _optional_id(self.video_id, "video_id"))
+        from airflow_provider_aiontheball.validation import validate_id
+
+        self._record_asset_events(context, analysis, validate_id(self.video_id, "video_id", optional=True))
         return analysis
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -440,7 +428,7 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
         )
 
         analysis_id = validate_id(self.analysis_id, "analysis_id")
-        video_id = _optional_id(self.video_id, "video_id")
+        video_id = validate_id(self.video_id, "video_id", optional=True)
         names = [self.results] if isinstance(self.results, str) else list(self.results)
         if not names:
             raise ValueError(f"results: name at least one of {', '.join(RESULT_KINDS)}")

@@ -31,25 +31,21 @@ from airflow_provider_aiontheball.defaults import (
     XCOM_VIDEO_ID,
 )
 from airflow_provider_aiontheball.links.video import AIOnTheBallVideoLink, push_link_xcom, reserve_link_xcom
-from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, WaitingTask
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_aiontheball.deadlines import DeferralLimit
     from airflow_provider_aiontheball.operators._base import CreationWindow
     from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
-    from airflow_provider_aiontheball.waiting import DeferralLimit, WaitSettings
 
 #: Fields of a request that the documented ``GET /videos`` items show, so a video can be recognised by.
 _DOCUMENTED_IDENTIFYING_FIELDS = ("title", "home_team_name", "away_team_name")
 #: The same, plus the URL for servers that list it (undocumented: coped with, never relied on).
 _IDENTIFYING_FIELDS = ("video_file_url", *_DOCUMENTED_IDENTIFYING_FIELDS)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _same_value(name: str, listed: Any, submitted: Any) -> bool:
@@ -63,7 +59,7 @@ def _same_value(name: str, listed: Any, submitted: Any) -> bool:
     return bool(listed == submitted)
 
 
-class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
+class AIOnTheBallCreateVideoOperator(WaitingTask, AIOnTheBallBaseOperator):
     """Create an AI on the Ball video from a public URL, and optionally wait until it is ``available``.
 
     As soon as the POST succeeds the task pushes XCom ``video_id`` and ``game_name``, so downstream
@@ -156,7 +152,14 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         aiontheball_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(aiontheball_conn_id=aiontheball_conn_id, **kwargs)
+        super().__init__(
+            aiontheball_conn_id=aiontheball_conn_id,
+            poll_interval=poll_interval,
+            min_poll_interval=min_poll_interval,
+            max_consecutive_errors=max_consecutive_errors,
+            error_budget_seconds=error_budget_seconds,
+            **kwargs,
+        )
         self.video_file_url = video_file_url
         self.title = title
         self.home_team_name = home_team_name
@@ -167,11 +170,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         self.left_start_team = left_start_team
         self.wait_for_available = wait_for_available
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
         self.timeout = timeout
-        self.min_poll_interval = min_poll_interval
-        self.max_consecutive_errors = max_consecutive_errors
-        self.error_budget_seconds = error_budget_seconds
         self.finish_in_triggerer = finish_in_triggerer
         self.durable = durable
         self.commit_grace_period = commit_grace_period
@@ -241,7 +240,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError
         from airflow_provider_aiontheball.operators._create import CreateSpec, create_exactly_once
         from airflow_provider_aiontheball.statuses import VIDEO_STATUSES
-        from airflow_provider_aiontheball.validation import display_url, url_identity
+        from airflow_provider_aiontheball.validation import display_url, url_identity, validate_id
 
         if not any(body.get(name) for name in _DOCUMENTED_IDENTIFYING_FIELDS):
             self.log.warning(
@@ -270,7 +269,9 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
             find=lambda window, known, claimed: self._find_created_videos(body, window, known, claimed),
             # One page (the API's order is undocumented): the videos visible just before the POST, and the
             # server's clock from its Date header.
-            snapshot=lambda: [int(v["id"]) for v in self.hook.list_videos_page() if _is_int(v.get("id"))],
+            snapshot=lambda: [
+                i for v in self.hook.list_videos_page() if (i := validate_id(v.get("id"), strict=False)) is not None
+            ],
             server_clock=self.hook.server_clock,
             describe=lambda video: f"video {video.get('id')} ({video.get('game_name')})",
             ambiguity_hint="Give each create task a distinct title or team names.",
@@ -334,14 +335,6 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
 
     # -- waiting ---------------------------------------------------------------------------------
 
-    @property
-    def _settings(self) -> WaitSettings:
-        from airflow_provider_aiontheball.waiting import WaitSettings
-
-        return WaitSettings(
-            self.poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
-        )
-
     def _trigger(self, video_id: int, limit: DeferralLimit, context: Context) -> AIOnTheBallVideoTrigger:
         from airflow_provider_aiontheball.task_end import finish_spec
         from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
@@ -357,7 +350,7 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
         )
 
     def _defer_until_available(self, video_id: int, context: Context) -> None:
-        from airflow_provider_aiontheball.waiting import DeferralLimit
+        from airflow_provider_aiontheball.deadlines import DeferralLimit
 
         limit = DeferralLimit.of(self, context, self.timeout)  # execution_timeout too
         self.defer(
@@ -382,8 +375,9 @@ class AIOnTheBallCreateVideoOperator(AIOnTheBallBaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: the available video, or an error (only ``success`` passes)."""
+        from airflow_provider_aiontheball.deadlines import timeout_error
         from airflow_provider_aiontheball.exceptions import AIOnTheBallWaitError
-        from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
+        from airflow_provider_aiontheball.task_resume import result_from_event
 
         video = result_from_event(event, "video", timeout_error(self, context, AIOnTheBallWaitError, event))
         self._lineage_id = video.get("id")  # a resumed task runs no execute(): for OpenLineage

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aiontheball._airflow import AirflowSensorTimeout, AirflowSkipException, BaseSensorOperator
+from airflow_provider_aiontheball.operators._base import WaitingTask
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_aiontheball.waiting import WaitSettings
 
-
-class SoftFailOnDeferralTimeout(BaseSensorOperator):
+class SoftFailOnDeferralTimeout(WaitingTask, BaseSensorOperator):
     """What both sensors share: starting in the triggerer, and the deferral timeout's meaning.
 
     ``soft_fail`` also skips when Airflow itself ends a deferred wait at its ``timeout``; a deferral
@@ -26,12 +25,6 @@ class SoftFailOnDeferralTimeout(BaseSensorOperator):
     #: The trigger a ``start_from_trigger`` wait starts, and the templated id fields it renders (each sensor).
     _trigger_classpath: str = ""
     _trigger_id_fields: tuple[str, ...] = ()
-    aiontheball_conn_id: str
-
-    @property
-    def _settings(self) -> WaitSettings:
-        """The wait's polling settings (each sensor)."""
-        raise NotImplementedError
 
     def _start_in_triggerer(self) -> None:
         """Set ``start_trigger_args`` (:mod:`airflow_provider_aiontheball.task_start`); called by ``__init__``
@@ -50,7 +43,7 @@ class SoftFailOnDeferralTimeout(BaseSensorOperator):
             self.start_from_trigger = True
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        from airflow_provider_aiontheball.waiting import execution_timed_out, task_timeout_error
+        from airflow_provider_aiontheball.deadlines import execution_timed_out, task_timeout_error
 
         if next_method == "__fail__" and execution_timed_out(self, context):
             # Airflow 2 ends a deferral at the execution_timeout itself and reports it like the sensor's own

@@ -25,8 +25,7 @@ from airflow_provider_aiontheball.sensors._base import SoftFailOnDeferralTimeout
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
-    from airflow_provider_aiontheball.waiting import Wait, WaitSettings
+    from airflow_provider_aiontheball.waiting import Wait
 
 
 class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
@@ -88,8 +87,6 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
         start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.finish_in_triggerer = finish_in_triggerer
         if max_poll_interval is not None:
             warnings.warn(
                 "AIOnTheBallAnalysisSensor(max_poll_interval=...) is deprecated: use poll_interval, the name "
@@ -98,46 +95,36 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
                 stacklevel=2,
             )
             poll_interval = max_poll_interval
+        super().__init__(
+            poll_interval=poll_interval,
+            min_poll_interval=min_poll_interval,
+            max_consecutive_errors=max_consecutive_errors,
+            error_budget_seconds=error_budget_seconds,
+            **kwargs,
+        )
+        self.finish_in_triggerer = finish_in_triggerer
         self.analysis_id = analysis_id
         self.video_id = video_id
         self.aiontheball_conn_id = aiontheball_conn_id
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.min_poll_interval = min_poll_interval
-        self.max_consecutive_errors = max_consecutive_errors
-        self.error_budget_seconds = error_budget_seconds
         if start_from_trigger:
             self._start_in_triggerer()
 
     @property
-    def max_poll_interval(self) -> float:
+    def max_poll_interval(self) -> float | None:
         """Deprecated name of :attr:`poll_interval`."""
         return self.poll_interval
-
-    @cached_property
-    def hook(self) -> AIOnTheBallHook:
-        from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
-
-        return AIOnTheBallHook(self.aiontheball_conn_id)
 
     @property
     def _ids(self) -> tuple[int, int | None]:
         """The rendered ids, validated (raises :class:`AIOnTheBallInputError` naming the field)."""
         from airflow_provider_aiontheball.exceptions import bad_input_fails_task
-        from airflow_provider_aiontheball.validation import optional_id, validate_id
+        from airflow_provider_aiontheball.validation import validate_id
 
         with bad_input_fails_task():
             analysis_id = validate_id(self.analysis_id, "analysis_id")
-            video_id = optional_id(self.video_id, "video_id")
+            video_id = validate_id(self.video_id, "video_id", optional=True)
         return analysis_id, video_id
-
-    @property
-    def _settings(self) -> WaitSettings:
-        from airflow_provider_aiontheball.waiting import WaitSettings
-
-        return WaitSettings(
-            self.poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
-        )
 
     @cached_property
     def _wait(self) -> Wait:
@@ -158,9 +145,9 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
         result = self.poke(context)
         if isinstance(result, PokeReturnValue) and result.is_done:
             return result.xcom_value
+        from airflow_provider_aiontheball.deadlines import DeferralLimit
         from airflow_provider_aiontheball.task_end import finish_spec
         from airflow_provider_aiontheball.triggers.analysis import AIOnTheBallAnalysisTrigger
-        from airflow_provider_aiontheball.waiting import DeferralLimit
 
         limit = DeferralLimit.of(self, context, self.timeout)  # execution_timeout too
         self.defer(
@@ -193,7 +180,8 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired. Fails closed: only a ``success`` event passes."""
-        from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
+        from airflow_provider_aiontheball.deadlines import timeout_error
+        from airflow_provider_aiontheball.task_resume import result_from_event
 
         analysis = result_from_event(event, "analysis", timeout_error(self, context, AirflowSensorTimeout, event))
         self.log.info("%s", (event or {}).get("message"))

@@ -24,8 +24,7 @@ from airflow_provider_aiontheball.sensors._base import SoftFailOnDeferralTimeout
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
-    from airflow_provider_aiontheball.waiting import Wait, WaitSettings
+    from airflow_provider_aiontheball.waiting import Wait
 
 
 class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
@@ -90,23 +89,19 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
         start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            poll_interval=poll_interval,
+            min_poll_interval=min_poll_interval,
+            max_consecutive_errors=max_consecutive_errors,
+            error_budget_seconds=error_budget_seconds,
+            **kwargs,
+        )
         self.video_id = video_id
         self.finish_in_triggerer = finish_in_triggerer
         self.aiontheball_conn_id = aiontheball_conn_id
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.min_poll_interval = min_poll_interval
-        self.max_consecutive_errors = max_consecutive_errors
-        self.error_budget_seconds = error_budget_seconds
         if start_from_trigger:
             self._start_in_triggerer()
-
-    @cached_property
-    def hook(self) -> AIOnTheBallHook:
-        from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
-
-        return AIOnTheBallHook(self.aiontheball_conn_id)
 
     @property
     def _video_id(self) -> int:
@@ -118,13 +113,8 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
             return validate_id(self.video_id, "video_id")
 
     @property
-    def _settings(self) -> WaitSettings:
-        from airflow_provider_aiontheball.waiting import WaitSettings
-
-        poll_interval = self.poke_interval if self.poll_interval is None else self.poll_interval
-        return WaitSettings(
-            poll_interval, self.min_poll_interval, self.max_consecutive_errors, self.error_budget_seconds
-        )
+    def _poll_interval(self) -> float:
+        return self.poke_interval if self.poll_interval is None else self.poll_interval
 
     @cached_property
     def _wait(self) -> Wait:
@@ -146,9 +136,9 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
         result = self.poke(context)
         if isinstance(result, PokeReturnValue) and result.is_done:
             return result.xcom_value
+        from airflow_provider_aiontheball.deadlines import DeferralLimit
         from airflow_provider_aiontheball.task_end import finish_spec
         from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
-        from airflow_provider_aiontheball.waiting import DeferralLimit
 
         limit = DeferralLimit.of(self, context, self.timeout)  # execution_timeout too
         self.defer(
@@ -178,7 +168,8 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired. Fails closed: only a ``success`` event passes."""
-        from airflow_provider_aiontheball.waiting import result_from_event, timeout_error
+        from airflow_provider_aiontheball.deadlines import timeout_error
+        from airflow_provider_aiontheball.task_resume import result_from_event
 
         video = result_from_event(event, "video", timeout_error(self, context, AirflowSensorTimeout, event))
         self.log.info("%s", (event or {}).get("message"))

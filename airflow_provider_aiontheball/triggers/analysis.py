@@ -20,7 +20,7 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
 )
 from airflow_provider_aiontheball.task_end import bad_input_event, trigger_event
-from airflow_provider_aiontheball.validation import id_or_template, optional_id, validate_id
+from airflow_provider_aiontheball.validation import id_or_template, validate_id
 from airflow_provider_aiontheball.waiting import ANALYSIS_WAIT, Wait, WaitSettings, wait_in_triggerer
 
 
@@ -114,7 +114,7 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             analysis_id = validate_id(self.analysis_id, "analysis_id")
-            video_id = optional_id(self.video_id, "video_id")
+            video_id = validate_id(self.video_id, "video_id", optional=True)
         except ValueError as exc:  # a template rendered in the triggerer (start_from_trigger) to a non-id
             yield bad_input_event(ANALYSIS_WAIT, str(exc))
             return

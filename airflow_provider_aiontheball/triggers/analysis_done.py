@@ -21,12 +21,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_aiontheball.defaults import (
+    CURSOR_LOAD_ATTEMPTS,
+    CURSOR_VERSION,
     DEFAULT_CONN_ID,
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     DEFAULT_MIN_POLL_INTERVAL,
+    DEFAULT_WATCH_POLL_INTERVAL,
+    MIN_WATCH_POLL_INTERVAL,
+    STATE_KEY_ANALYSIS_DONE,
 )
 from airflow_provider_aiontheball.statuses import ANALYSIS_STATUSES, AnalysisStatus, UnknownStatusLogger
+from airflow_provider_aiontheball.validation import validate_id
 
 if TYPE_CHECKING:
     from airflow_provider_aiontheball.polling import Jitter
@@ -49,18 +55,8 @@ __all__ = [
 ]
 
 CLASSPATH = "airflow_provider_aiontheball.triggers.analysis_done.AIOnTheBallAnalysisDoneTrigger"
-#: Prefix of the cursor's key in the asset state store (stored in users' databases: never rename).
-STATE_KEY_ANALYSIS_DONE = "aiontheball_analysis_done"
-#: Version of the stored cursor value ``{"version": 1, "handled": [ids...]}``.
-CURSOR_VERSION = 1
-#: Seconds between two listings by default: completions are noticed within a minute for one list per minute.
-DEFAULT_WATCH_POLL_INTERVAL = 60.0
-#: Shortest ``poll_interval`` accepted: every interval lists every page of the organisation's videos.
-MIN_WATCH_POLL_INTERVAL = 5.0
 #: The statuses an event can be asked for: the terminal ones of the documented vocabulary.
 TERMINAL_STATUSES: frozenset[str] = ANALYSIS_STATUSES.success | ANALYSIS_STATUSES.failure
-#: Failed attempts to read the stored cursor before the watcher goes on without it (each one poll apart).
-CURSOR_LOAD_ATTEMPTS = 3
 
 #: Where the shared poll (one per group, no trigger instance) logs; a standalone watcher logs to its own log.
 log = logging.getLogger(__name__)
@@ -103,17 +99,6 @@ def _statuses(value: Any) -> tuple[str, ...]:
             f"statuses must be a non-empty sequence of terminal analysis statuses out of {allowed}, got {value!r}"
         )
     return tuple(sorted({str(s) for s in chosen}))
-
-
-def _int_id(value: Any) -> int | None:
-    """A resource id from a list item (ints documented; digit strings tolerated), or ``None``."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value > 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip()) or None
-    return None
 
 
 # -- which analyses fire: pure logic, no I/O ---------------------------------------------------------------
@@ -263,12 +248,12 @@ async def _list_analyses(conn_id: str, unknown: UnknownStatusLogger) -> dict[str
     observed_at = utc_timestamp(time.time())
     analyses: dict[int, dict[str, Any]] = {}
     for video in videos:
-        video_id = _int_id(video.get("id"))
+        video_id = validate_id(video.get("id"), strict=False)
         entries = video.get("analyses")
         if video_id is None or not isinstance(entries, list):
             continue
         for entry in entries:
-            analysis_id = _int_id(entry.get("id")) if isinstance(entry, Mapping) else None
+            analysis_id = validate_id(entry.get("id"), strict=False) if isinstance(entry, Mapping) else None
             if analysis_id is None:
                 continue
             raw = entry.get("status")
