@@ -14,6 +14,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 import textwrap
 from collections.abc import Iterator
@@ -25,6 +26,17 @@ import pytest
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
+#: The Makefile's default Airflow (``make bench`` and ``make soak`` run in its venv).
+MAKEFILE_AIRFLOW = re.search(r"^AIRFLOW_VERSION \?= (\S+)$", (REPO / "Makefile").read_text(), re.M)[1]  # type: ignore[index]
+
+
+def only_on_airflow(*versions: str, reason: str) -> pytest.MarkDecorator:
+    """Skip unless the installed Airflow is one of ``versions`` (CI runs every version of the matrix)."""
+    from importlib import metadata
+
+    return pytest.mark.skipif(metadata.version("apache-airflow") not in versions, reason=reason)
+
+
 EXAMPLE_DAGS = REPO / "example_dags"
 
 TOKEN = "test-token-4f9c2a7e1b"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from importlib import metadata
@@ -17,14 +16,14 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import MAKEFILE_AIRFLOW, only_on_airflow
+
 BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 #: ``make bench`` runs in the default venv (the Makefile's AIRFLOW_VERSION): the benchmarks' figures are for
-#: that Airflow. The two smoke runs that start Airflow processes (half a minute each) run there only; on the
-#: other versions of the matrix the product code they drive is covered by the trigger and DAG tests.
-_DEFAULT_AIRFLOW = re.search(r"^AIRFLOW_VERSION \?= (\S+)$", (BENCH_DIR.parent / "Makefile").read_text(), re.M)
-ON_THE_BENCHMARKS_AIRFLOW = pytest.mark.skipif(
-    _DEFAULT_AIRFLOW is None or metadata.version("apache-airflow") != _DEFAULT_AIRFLOW.group(1),
-    reason="the benchmarks run on the default Airflow of make bench only",
+#: that Airflow, and their smoke runs run there only; on the other versions of the matrix the product code
+#: they drive is covered by the trigger, polling and DAG tests.
+ON_THE_BENCHMARKS_AIRFLOW = only_on_airflow(
+    MAKEFILE_AIRFLOW, reason="the benchmarks run on the default Airflow of make bench only"
 )
 #: Generous: a smoke run takes seconds; this only stops a hung benchmark from hanging the suite.
 TIMEOUT_S = 300
@@ -94,6 +93,7 @@ def test_triggerer_smoke(out_dir: Path) -> None:
         assert "baseline unavailable" in sides["baseline"]["reason"]
 
 
+@ON_THE_BENCHMARKS_AIRFLOW
 def test_polling_smoke(out_dir: Path) -> None:
     run_script("bench_polling.py", out_dir)
     data = load(out_dir, "polling")
