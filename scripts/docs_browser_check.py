@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import functools
 import http.server
-import shutil
 import sys
 import threading
 from collections.abc import Iterator
@@ -25,18 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: As aib_harness/browser.py: without the background-networking flags Chromium keeps trying (and failing)
-#: to reach Google's hosts on a closed network.
-CHROMIUM_ARGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
+from aib_harness.browser import CHROMIUM_ARGS, chromium_path  # one launch recipe for both browser checks
 
 
 @dataclass(frozen=True)
@@ -55,10 +43,6 @@ PAGES = (
     PageCheck("connection.html", "The connection", "The connection", "airflow connections add", 3),
     PageCheck("mapped.html", "Many matches", "Many matches", ".output.map(video_id_of)", 3),
 )
-
-
-def chromium_path() -> str | None:
-    return shutil.which("chromium") or (None if not Path("/usr/bin/chromium").exists() else "/usr/bin/chromium")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
