@@ -30,7 +30,6 @@ __all__ = [
     "ConnectionTask",
     "CreationWindow",
     "WaitingTask",
-    "created_since",
     "run_started",
 ]
 
@@ -53,12 +52,6 @@ def _created_at(resource: dict[str, Any]) -> dt.datetime | None:
         return _utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
     except ValueError:
         return None
-
-
-def created_since(resource: dict[str, Any], since: dt.datetime) -> bool | None:
-    """Whether the API's ``created_at`` of ``resource`` is at or after ``since`` (minus clock skew);
-    ``None`` when the resource does not say when it was created."""
-    return CreationWindow(since, exact=False).admits(resource)
 
 
 @dataclass(frozen=True)
