@@ -87,10 +87,10 @@ test-airflow: $(STAMP)
 
 test: lint typecheck standalone test-airflow
 
-# Thousands of generated fault histories of create → wait → results (tests/test_histories.py; make test runs
+# Thousands of generated fault histories of create → wait → results (tests/system/test_histories.py; make test runs
 # a fast profile of the same). A failure prints the seed: AIB_HISTORY_SEED=<seed> make soak replays it.
 soak: $(STAMP)
-	AIB_HISTORIES=soak $(BIN)/python -m pytest --tier airflow tests/test_histories.py $(PYTEST_ARGS)
+	AIB_HISTORIES=soak $(BIN)/python -m pytest --tier airflow tests/system/test_histories.py $(PYTEST_ARGS)
 
 # Extra arguments for scripts/demo.py, e.g. DEMO_ARGS='--timeout 300' (all of them: DEMO_ARGS=--help).
 DEMO_ARGS ?=

@@ -1,6 +1,6 @@
 """Run a DAG in real Airflow processes against the bundled simulator, then report what happened.
 
-``scripts/demo.py`` (``make demo``) and ``tests/test_e2e.py`` share this module; both import it as
+``scripts/demo.py`` (``make demo``) and ``tests/system/test_e2e.py`` share this module; both import it as
 ``aib_harness.airflow``. It imports only the standard library and the provider's status vocabulary,
 never Airflow: importing Airflow is slow, and the calling process must not pick up the throwaway
 ``AIRFLOW_HOME``'s configuration.

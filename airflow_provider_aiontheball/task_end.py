@@ -1,10 +1,12 @@
-"""Ending a deferred wait's task in the triggerer, so a wait costs one worker start instead of two.
+"""How a finished wait ends its task: in the triggerer (:func:`trigger_event`), or on the worker when the
+task resumes (:func:`result_from_event`; :func:`raise_for`, the one mapping of an unsuccessful wait to an
+exception, also for the in-process loops).
 
-On success (and on the timeout of a ``soft_fail`` sensor) our triggers end the task themselves with
-``TaskSuccessEvent`` / ``TaskSkippedEvent`` and the XComs ``execute_complete`` would push; everything
-else resumes on the worker. Not used with ``outlets``, ``multiple_outputs``, OpenLineage enabled or
-``finish_in_triggerer=False``. Why, and what Airflow does underneath: see docs/internals.md, "Ending a
-wait in the triggerer".
+Ending in the triggerer saves a worker start: on success (and on a ``soft_fail`` sensor's timeout) our
+triggers end the task with ``TaskSuccessEvent`` / ``TaskSkippedEvent`` and the XComs ``execute_complete``
+would push; everything else resumes on the worker. Not with ``outlets``, ``multiple_outputs``, OpenLineage
+or ``finish_in_triggerer=False``. Why, and what Airflow does underneath: docs/internals.md, "Ending a wait
+in the triggerer".
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import airflow
+
+from airflow_provider_aiontheball.exceptions import AIOnTheBallTerminalError, AIOnTheBallWaitError
 
 if TYPE_CHECKING:
     from airflow.triggers.base import TriggerEvent
 
     from airflow_provider_aiontheball.waiting import Decision, WaitPolicy
 
-__all__ = ["bad_input_event", "finish_spec", "trigger_event"]
+__all__ = ["bad_input_event", "finish_spec", "raise_for", "result_from_event", "trigger_event"]
 
 
 def finish_spec(task: Any, context: Any, *, sensor: bool = False) -> dict[str, bool] | None:
@@ -140,6 +144,46 @@ def bad_input_event(policy: WaitPolicy, message: str) -> TriggerEvent:
     return TriggerEvent(
         {"status": str(EventStatus.FAILED), policy.id_key: None, policy.status_key: None, "message": message}
     )
+
+
+# -- on the worker, when the task resumes ------------------------------------------------------------------
+
+
+def raise_for(
+    status: str, message: str, on_timeout: Callable[[str], BaseException], cause: BaseException | None = None
+) -> NoReturn:
+    """Raise what a finished, unsuccessful wait means to the task: the one mapping for every path.
+
+    :raises AIOnTheBallTerminalError: ``failed`` (no retries).
+    :raises on_timeout(message): ``timeout`` (a sensor raises Airflow's sensor timeout so ``soft_fail``
+        applies; an operator a retryable error).
+    :raises AIOnTheBallWaitError: ``error``, or anything unexpected.
+    """
+    from airflow_provider_aiontheball.waiting import EventStatus
+
+    if status == EventStatus.FAILED:
+        raise AIOnTheBallTerminalError(message) from cause
+    if status == EventStatus.TIMEOUT:
+        raise on_timeout(message) from cause
+    raise AIOnTheBallWaitError(message) from cause
+
+
+def result_from_event(
+    event: dict[str, Any] | None, kind: str, on_timeout: Callable[[str], BaseException]
+) -> dict[str, Any]:
+    """Interpret a trigger event when a deferred task resumes. Fails closed: only ``success`` passes.
+
+    :param kind: ``"video"`` or ``"analysis"``: the key holding the resource in a success event.
+    :param on_timeout: builds the exception for a ``timeout`` event (see :func:`raise_for`).
+    """
+    from airflow_provider_aiontheball.waiting import EventStatus
+
+    payload = event if isinstance(event, dict) else {}
+    status = payload.get("status")
+    message = payload.get("message") or f"unexpected trigger event {event!r}"
+    if status == EventStatus.SUCCESS and isinstance(payload.get(kind), dict):
+        return dict(payload[kind])
+    raise_for(str(status), message, on_timeout)
 
 
 _AIRFLOW_3 = not airflow.__version__.startswith("2.")

@@ -3,8 +3,9 @@
 Per kind a :class:`WaitPolicy` (:data:`VIDEO_WAIT`, :data:`ANALYSIS_WAIT`); one :class:`Wait` whose
 :meth:`Wait.decide` turns a poll's outcome into a :class:`Decision` (an :class:`EventStatus`, or poll again
 after ``delay``), within an :class:`ErrorBudget` (:func:`is_transient`); the loops around it:
-:func:`wait_in_triggerer` (async), :func:`poll` / :func:`wait_in_process` / :func:`poke` (sync). A resumed
-task reads the event in :mod:`~airflow_provider_aiontheball.task_resume`; deadlines are in
+:func:`wait_in_triggerer` (async, run by :class:`WaitTrigger`, both triggers' base), :func:`poll` /
+:func:`wait_in_process` / :func:`poke` (sync). The event, and what a resumed task makes of it, are in
+:mod:`~airflow_provider_aiontheball.task_end`; deadlines are in
 :mod:`~airflow_provider_aiontheball.deadlines`. No I/O but the caller's ``fetch``; no HTTP library or hook
 imported at module level, so DAG parsing never pays for it.
 """
@@ -15,7 +16,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_ERROR_BUDGET_SECONDS,
@@ -44,6 +47,8 @@ from airflow_provider_aiontheball.statuses import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallAsyncHook
 
 
@@ -549,6 +554,95 @@ async def wait_in_triggerer(wait: Wait, fetch: Callable[[AIOnTheBallAsyncHook], 
         )
 
 
+class WaitTrigger(BaseTrigger):
+    """What both wait triggers share: the stored wait kwargs and the run in the triggerer.
+
+    Each trigger keeps its own ``__init__`` signature, literal classpath and id kwargs (the stored contract,
+    see ``tests/unit/triggers/test_trigger_contract.py``) and says which resource it polls (:meth:`target`).
+    """
+
+    #: The kind of resource the trigger waits for.
+    policy: ClassVar[WaitPolicy]
+
+    def __init__(
+        self,
+        *,
+        aiontheball_conn_id: str,
+        settings: WaitSettings,
+        end_time: float | None,
+        started_at: float | None,
+        execution_deadline: float | None,
+        finish_in_triggerer: dict[str, bool] | None,
+        polled_before: bool,
+    ) -> None:
+        super().__init__()
+        self.aiontheball_conn_id = aiontheball_conn_id
+        self.settings = settings
+        self.end_time = None if end_time is None else float(end_time)
+        self.started_at = time.time() if started_at is None else float(started_at)
+        self.execution_deadline = None if execution_deadline is None else float(execution_deadline)
+        self.finish_in_triggerer = dict(finish_in_triggerer) if finish_in_triggerer else None
+        self.polled_before = bool(polled_before)
+
+    def wait_kwargs(self) -> dict[str, Any]:
+        """The stored kwargs besides the ids. Optional ones are stored only when set, so rows stored before
+        they existed rebuild unchanged."""
+        return {
+            "aiontheball_conn_id": self.aiontheball_conn_id,
+            **self.settings.trigger_kwargs(),
+            "end_time": self.end_time,
+            "started_at": self.started_at,
+            **({} if self.execution_deadline is None else {"execution_deadline": self.execution_deadline}),
+            **({} if self.finish_in_triggerer is None else {"finish_in_triggerer": self.finish_in_triggerer}),
+            **({"polled_before": True} if self.polled_before else {}),
+        }
+
+    def target(self) -> tuple[int, Callable[[AIOnTheBallAsyncHook], Awaitable[dict[str, Any]]]]:
+        """The validated id and how to fetch the resource; :class:`ValueError` naming the field when an id
+        rendered in the triggerer (``start_from_trigger``) is not an id."""
+        raise NotImplementedError
+
+    def xcoms_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """The XComs besides ``return_value`` that the task pushes on success."""
+        return {}
+
+    def __repr__(self) -> str:
+        resource_id = getattr(self, self.policy.id_key, None)
+        return (
+            f"{type(self).__name__}({self.policy.id_key}={resource_id}, "
+            f"aiontheball_conn_id={self.aiontheball_conn_id!r}, end_time={self.end_time})"
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_aiontheball.task_end import bad_input_event, trigger_event
+
+        try:
+            resource_id, fetch = self.target()
+        except ValueError as exc:
+            yield bad_input_event(self.policy, str(exc))
+            return
+        wait = Wait(
+            self.policy,
+            resource_id,
+            self.aiontheball_conn_id,
+            self.log,
+            self.settings,
+            started_at=self.started_at,
+            end_time=self.end_time,
+            polled_before=self.polled_before,
+        )
+        decision = await wait_in_triggerer(wait, fetch)
+        yield await trigger_event(
+            self,
+            self.policy,
+            resource_id,
+            decision,
+            execution_deadline=self.execution_deadline,
+            finish=self.finish_in_triggerer,
+            xcoms_of=self.xcoms_of,
+        )
+
+
 def poll(wait: Wait, fetch: Callable[[], dict[str, Any]]) -> Decision:
     """One synchronous poll (a sensor's poke, a step of :func:`wait_in_process`).
 
@@ -564,7 +658,7 @@ def poll(wait: Wait, fetch: Callable[[], dict[str, Any]]) -> Decision:
     if decision.status is EventStatus.SUCCESS:
         wait.log.info(decision.message)
     elif decision.status is not None:
-        from airflow_provider_aiontheball.task_resume import raise_for  # it imports this module
+        from airflow_provider_aiontheball.task_end import raise_for
 
         raise_for(decision.status, decision.message, AIOnTheBallWaitError, cause=decision.cause)
     return decision

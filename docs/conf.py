@@ -51,7 +51,7 @@ nitpick_ignore_regex = [
     (
         r"py:.*",
         r"airflow_provider_aiontheball\."
-        r"(waiting|task_end|task_start|task_resume|deadlines|statuses|openlineage|validation)(\..*)?",
+        r"(waiting|task_end|task_start|deadlines|statuses|openlineage|validation)(\..*)?",
     ),
     (r"py:(meth|attr|func)", r"[a-z_]+"),
     (r"py:data", r"[A-Z_]+"),

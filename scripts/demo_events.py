@@ -139,7 +139,7 @@ def demo_config(
     token: str = "demo-token",
     analysis_seconds: float = 10.0,
 ) -> HarnessConfig:
-    """The harness settings of the event-driven demo (also used by ``tests/test_event_driven_e2e.py``)."""
+    """The harness settings of the event-driven demo (also used by ``tests/system/test_event_driven_e2e.py``)."""
     results = (workdir / "results") if workdir else None
     return HarnessConfig(
         dag_id=START_DAG_ID,
@@ -193,7 +193,7 @@ class AnalysisRow:
 
 @dataclass
 class EventDemo:
-    """Everything the demo prints and ``tests/test_event_driven_e2e.py`` asserts."""
+    """Everything the demo prints and ``tests/system/test_event_driven_e2e.py`` asserts."""
 
     harness: AirflowHarness
     start_report: RunReport

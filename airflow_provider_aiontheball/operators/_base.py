@@ -96,11 +96,15 @@ class ConnectionTask:
 
 
 class WaitingTask(ConnectionTask):
-    """What every waiting operator and sensor shares: its wait settings, and the hook (a mixin before the
-    Airflow base class). Each task keeps its own signature, defaults and ``:param:`` text, and passes the
-    settings on as keywords; ``timeout`` stays each task's own (a sensor's is Airflow's).
+    """What every waiting operator and sensor shares: its connection, whether it defers and ends in the
+    triggerer, its wait settings, and the hook (a mixin before the Airflow base class). Each task keeps its
+    own explicit signature, defaults and ``:param:`` text (what ``default_args``, ``partial()`` and the API
+    reference read), and passes these on as keywords; ``timeout`` stays each task's own (a sensor's is
+    Airflow's).
     """
 
+    deferrable: bool
+    finish_in_triggerer: bool
     poll_interval: float | None
     min_poll_interval: float
     max_consecutive_errors: int
@@ -109,6 +113,9 @@ class WaitingTask(ConnectionTask):
     def __init__(
         self,
         *,
+        aiontheball_conn_id: str,
+        deferrable: bool,
+        finish_in_triggerer: bool,
         poll_interval: float | None,
         min_poll_interval: float,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
@@ -116,6 +123,9 @@ class WaitingTask(ConnectionTask):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.aiontheball_conn_id = aiontheball_conn_id
+        self.deferrable = deferrable
+        self.finish_in_triggerer = finish_in_triggerer
         self.poll_interval = poll_interval
         self.min_poll_interval = min_poll_interval
         self.max_consecutive_errors = max_consecutive_errors

@@ -127,6 +127,8 @@ class AIOnTheBallCreateAnalysisOperator(WaitingTask, AIOnTheBallBaseOperator):
     ) -> None:
         super().__init__(
             aiontheball_conn_id=aiontheball_conn_id,
+            deferrable=deferrable,
+            finish_in_triggerer=finish_in_triggerer,
             poll_interval=poll_interval,
             min_poll_interval=min_poll_interval,
             max_consecutive_errors=max_consecutive_errors,
@@ -138,9 +140,7 @@ class AIOnTheBallCreateAnalysisOperator(WaitingTask, AIOnTheBallBaseOperator):
         self.durable = durable
         self.commit_grace_period = commit_grace_period
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
         self.timeout = timeout
-        self.finish_in_triggerer = finish_in_triggerer
         self.partition_by_match = partition_by_match
         if partition_by_match:  # checked at parse time (no I/O): Airflow 3.3+ and outlets
             from airflow_provider_aiontheball.assets import check_partition_by_match
@@ -334,7 +334,7 @@ class AIOnTheBallCreateAnalysisOperator(WaitingTask, AIOnTheBallBaseOperator):
         """Resume after the trigger fired: the finished analysis, or an error (only ``success`` passes)."""
         from airflow_provider_aiontheball.deadlines import timeout_error
         from airflow_provider_aiontheball.exceptions import AIOnTheBallWaitError
-        from airflow_provider_aiontheball.task_resume import result_from_event
+        from airflow_provider_aiontheball.task_end import result_from_event
 
         analysis = result_from_event(event, "analysis", timeout_error(self, context, AIOnTheBallWaitError, event))
         self._lineage_id = analysis.get("id")  # a resumed task runs no execute(): for OpenLineage

@@ -154,6 +154,8 @@ class AIOnTheBallCreateVideoOperator(WaitingTask, AIOnTheBallBaseOperator):
     ) -> None:
         super().__init__(
             aiontheball_conn_id=aiontheball_conn_id,
+            deferrable=deferrable,
+            finish_in_triggerer=finish_in_triggerer,
             poll_interval=poll_interval,
             min_poll_interval=min_poll_interval,
             max_consecutive_errors=max_consecutive_errors,
@@ -169,9 +171,7 @@ class AIOnTheBallCreateVideoOperator(WaitingTask, AIOnTheBallBaseOperator):
         self.end_offset_seconds = end_offset_seconds
         self.left_start_team = left_start_team
         self.wait_for_available = wait_for_available
-        self.deferrable = deferrable
         self.timeout = timeout
-        self.finish_in_triggerer = finish_in_triggerer
         self.durable = durable
         self.commit_grace_period = commit_grace_period
         self.partition_by_match = partition_by_match
@@ -377,7 +377,7 @@ class AIOnTheBallCreateVideoOperator(WaitingTask, AIOnTheBallBaseOperator):
         """Resume after the trigger fired: the available video, or an error (only ``success`` passes)."""
         from airflow_provider_aiontheball.deadlines import timeout_error
         from airflow_provider_aiontheball.exceptions import AIOnTheBallWaitError
-        from airflow_provider_aiontheball.task_resume import result_from_event
+        from airflow_provider_aiontheball.task_end import result_from_event
 
         video = result_from_event(event, "video", timeout_error(self, context, AIOnTheBallWaitError, event))
         self._lineage_id = video.get("id")  # a resumed task runs no execute(): for OpenLineage

@@ -96,17 +96,17 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
             )
             poll_interval = max_poll_interval
         super().__init__(
+            aiontheball_conn_id=aiontheball_conn_id,
+            deferrable=deferrable,
+            finish_in_triggerer=finish_in_triggerer,
             poll_interval=poll_interval,
             min_poll_interval=min_poll_interval,
             max_consecutive_errors=max_consecutive_errors,
             error_budget_seconds=error_budget_seconds,
             **kwargs,
         )
-        self.finish_in_triggerer = finish_in_triggerer
         self.analysis_id = analysis_id
         self.video_id = video_id
-        self.aiontheball_conn_id = aiontheball_conn_id
-        self.deferrable = deferrable
         if start_from_trigger:
             self._start_in_triggerer()
 
@@ -181,7 +181,7 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired. Fails closed: only a ``success`` event passes."""
         from airflow_provider_aiontheball.deadlines import timeout_error
-        from airflow_provider_aiontheball.task_resume import result_from_event
+        from airflow_provider_aiontheball.task_end import result_from_event
 
         analysis = result_from_event(event, "analysis", timeout_error(self, context, AirflowSensorTimeout, event))
         self.log.info("%s", (event or {}).get("message"))

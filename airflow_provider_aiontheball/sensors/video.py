@@ -90,6 +90,9 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
         **kwargs: Any,
     ) -> None:
         super().__init__(
+            aiontheball_conn_id=aiontheball_conn_id,
+            deferrable=deferrable,
+            finish_in_triggerer=finish_in_triggerer,
             poll_interval=poll_interval,
             min_poll_interval=min_poll_interval,
             max_consecutive_errors=max_consecutive_errors,
@@ -97,9 +100,6 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
             **kwargs,
         )
         self.video_id = video_id
-        self.finish_in_triggerer = finish_in_triggerer
-        self.aiontheball_conn_id = aiontheball_conn_id
-        self.deferrable = deferrable
         if start_from_trigger:
             self._start_in_triggerer()
 
@@ -169,7 +169,7 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger fired. Fails closed: only a ``success`` event passes."""
         from airflow_provider_aiontheball.deadlines import timeout_error
-        from airflow_provider_aiontheball.task_resume import result_from_event
+        from airflow_provider_aiontheball.task_end import result_from_event
 
         video = result_from_event(event, "video", timeout_error(self, context, AirflowSensorTimeout, event))
         self.log.info("%s", (event or {}).get("message"))

@@ -1,16 +1,13 @@
 """Trigger that waits, in the triggerer, for an analysis to be ``done`` — polling near its expected finish.
 
 Its classpath and kwargs are stored in users' trigger rows: only add kwargs with defaults, never rename
-or move the class. The wait itself is :func:`airflow_provider_aiontheball.waiting.wait_in_triggerer`.
+or move the class. The wait itself is :class:`airflow_provider_aiontheball.waiting.WaitTrigger`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
-from typing import Any
-
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
@@ -19,12 +16,14 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_ERROR_BUDGET_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
 )
-from airflow_provider_aiontheball.task_end import bad_input_event, trigger_event
 from airflow_provider_aiontheball.validation import id_or_template, validate_id
-from airflow_provider_aiontheball.waiting import ANALYSIS_WAIT, Wait, WaitSettings, wait_in_triggerer
+from airflow_provider_aiontheball.waiting import ANALYSIS_WAIT, WaitSettings, WaitTrigger
+
+if TYPE_CHECKING:
+    from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallAsyncHook
 
 
-class AIOnTheBallAnalysisTrigger(BaseTrigger):
+class AIOnTheBallAnalysisTrigger(WaitTrigger):
     """Poll an analysis until it is ``done`` with results available, fails, or the deadline passes.
 
     The analysis reports ``progress`` (0-100); the trigger estimates when it will finish from the rate
@@ -62,6 +61,8 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         the kwarg is stored only when true (rows stored before it rebuild unchanged).
     """
 
+    policy = ANALYSIS_WAIT
+
     def __init__(
         self,
         analysis_id: int | str,
@@ -77,63 +78,26 @@ class AIOnTheBallAnalysisTrigger(BaseTrigger):
         finish_in_triggerer: dict[str, bool] | None = None,
         polled_before: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            aiontheball_conn_id=aiontheball_conn_id,
+            settings=WaitSettings(poll_interval, min_poll_interval, max_consecutive_errors, error_budget_seconds),
+            end_time=end_time,
+            started_at=started_at,
+            execution_deadline=execution_deadline,
+            finish_in_triggerer=finish_in_triggerer,
+            polled_before=polled_before,
+        )
         self.analysis_id = id_or_template(analysis_id)
-        self.aiontheball_conn_id = aiontheball_conn_id
-        self.settings = WaitSettings(poll_interval, min_poll_interval, max_consecutive_errors, error_budget_seconds)
-        self.end_time = None if end_time is None else float(end_time)
-        self.started_at = time.time() if started_at is None else float(started_at)
         self.video_id = None if video_id is None else id_or_template(video_id)
-        self.execution_deadline = None if execution_deadline is None else float(execution_deadline)
-        self.finish_in_triggerer = dict(finish_in_triggerer) if finish_in_triggerer else None
-        self.polled_before = bool(polled_before)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Only ids, the connection id, polling settings and the deadline; never a secret."""
         return (
             "airflow_provider_aiontheball.triggers.analysis.AIOnTheBallAnalysisTrigger",
-            {
-                "analysis_id": self.analysis_id,
-                "aiontheball_conn_id": self.aiontheball_conn_id,
-                **self.settings.trigger_kwargs(),
-                "end_time": self.end_time,
-                "started_at": self.started_at,
-                "video_id": self.video_id,
-                **({} if self.execution_deadline is None else {"execution_deadline": self.execution_deadline}),
-                **({} if self.finish_in_triggerer is None else {"finish_in_triggerer": self.finish_in_triggerer}),
-                **({"polled_before": True} if self.polled_before else {}),
-            },
+            {"analysis_id": self.analysis_id, "video_id": self.video_id, **self.wait_kwargs()},
         )
 
-    def __repr__(self) -> str:
-        return (
-            f"AIOnTheBallAnalysisTrigger(analysis_id={self.analysis_id}, "
-            f"aiontheball_conn_id={self.aiontheball_conn_id!r}, end_time={self.end_time})"
-        )
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        try:
-            analysis_id = validate_id(self.analysis_id, "analysis_id")
-            video_id = validate_id(self.video_id, "video_id", optional=True)
-        except ValueError as exc:  # a template rendered in the triggerer (start_from_trigger) to a non-id
-            yield bad_input_event(ANALYSIS_WAIT, str(exc))
-            return
-        wait = Wait(
-            ANALYSIS_WAIT,
-            analysis_id,
-            self.aiontheball_conn_id,
-            self.log,
-            self.settings,
-            started_at=self.started_at,
-            end_time=self.end_time,
-            polled_before=self.polled_before,
-        )
-        decision = await wait_in_triggerer(wait, lambda hook: hook.get_analysis(analysis_id, video_id=video_id))
-        yield await trigger_event(
-            self,
-            ANALYSIS_WAIT,
-            analysis_id,
-            decision,
-            execution_deadline=self.execution_deadline,
-            finish=self.finish_in_triggerer,
-        )
+    def target(self) -> tuple[int, Callable[[AIOnTheBallAsyncHook], Awaitable[dict[str, Any]]]]:
+        analysis_id = validate_id(self.analysis_id, "analysis_id")
+        video_id = validate_id(self.video_id, "video_id", optional=True)
+        return analysis_id, lambda hook: hook.get_analysis(analysis_id, video_id=video_id)

@@ -1,16 +1,13 @@
 """Trigger that waits, in the triggerer, for a video to become ``available`` or fail for good.
 
 Its classpath and kwargs are stored in users' trigger rows: only add kwargs with defaults, never rename
-or move the class. The wait itself is :func:`airflow_provider_aiontheball.waiting.wait_in_triggerer`.
+or move the class. The wait itself is :class:`airflow_provider_aiontheball.waiting.WaitTrigger`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
-from typing import Any
-
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_CONN_ID,
@@ -20,12 +17,14 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_POLL_INTERVAL,
 )
 from airflow_provider_aiontheball.links.video import link_xcoms
-from airflow_provider_aiontheball.task_end import bad_input_event, trigger_event
 from airflow_provider_aiontheball.validation import id_or_template, validate_id
-from airflow_provider_aiontheball.waiting import VIDEO_WAIT, Wait, WaitSettings, wait_in_triggerer
+from airflow_provider_aiontheball.waiting import VIDEO_WAIT, WaitSettings, WaitTrigger
+
+if TYPE_CHECKING:
+    from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallAsyncHook
 
 
-class AIOnTheBallVideoTrigger(BaseTrigger):
+class AIOnTheBallVideoTrigger(WaitTrigger):
     """Poll ``GET /videos/{id}`` until the video is ``available``, fails, or the deadline passes.
 
     Polls first at a random moment within ``min_poll_interval`` (waits deferred together spread out; the
@@ -63,6 +62,8 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
         the kwarg is stored only when true (rows stored before it rebuild unchanged).
     """
 
+    policy = VIDEO_WAIT
+
     def __init__(
         self,
         video_id: int | str,
@@ -77,61 +78,27 @@ class AIOnTheBallVideoTrigger(BaseTrigger):
         finish_in_triggerer: dict[str, bool] | None = None,
         polled_before: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            aiontheball_conn_id=aiontheball_conn_id,
+            settings=WaitSettings(poll_interval, min_poll_interval, max_consecutive_errors, error_budget_seconds),
+            end_time=end_time,
+            started_at=started_at,
+            execution_deadline=execution_deadline,
+            finish_in_triggerer=finish_in_triggerer,
+            polled_before=polled_before,
+        )
         self.video_id = id_or_template(video_id)
-        self.aiontheball_conn_id = aiontheball_conn_id
-        self.settings = WaitSettings(poll_interval, min_poll_interval, max_consecutive_errors, error_budget_seconds)
-        self.end_time = None if end_time is None else float(end_time)
-        self.started_at = time.time() if started_at is None else float(started_at)
-        self.execution_deadline = None if execution_deadline is None else float(execution_deadline)
-        self.finish_in_triggerer = dict(finish_in_triggerer) if finish_in_triggerer else None
-        self.polled_before = bool(polled_before)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Only ids, the connection id, polling settings and the deadline; never a secret."""
         return (
             "airflow_provider_aiontheball.triggers.video.AIOnTheBallVideoTrigger",
-            {
-                "video_id": self.video_id,
-                "aiontheball_conn_id": self.aiontheball_conn_id,
-                **self.settings.trigger_kwargs(),
-                "end_time": self.end_time,
-                "started_at": self.started_at,
-                **({} if self.execution_deadline is None else {"execution_deadline": self.execution_deadline}),
-                **({} if self.finish_in_triggerer is None else {"finish_in_triggerer": self.finish_in_triggerer}),
-                **({"polled_before": True} if self.polled_before else {}),
-            },
+            {"video_id": self.video_id, **self.wait_kwargs()},
         )
 
-    def __repr__(self) -> str:
-        return (
-            f"AIOnTheBallVideoTrigger(video_id={self.video_id}, "
-            f"aiontheball_conn_id={self.aiontheball_conn_id!r}, end_time={self.end_time})"
-        )
+    def target(self) -> tuple[int, Callable[[AIOnTheBallAsyncHook], Awaitable[dict[str, Any]]]]:
+        video_id = validate_id(self.video_id, "video_id")
+        return video_id, lambda hook: hook.get_video(video_id)
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        try:
-            video_id = validate_id(self.video_id, "video_id")
-        except ValueError as exc:  # a template rendered in the triggerer (start_from_trigger) to a non-id
-            yield bad_input_event(VIDEO_WAIT, str(exc))
-            return
-        wait = Wait(
-            VIDEO_WAIT,
-            video_id,
-            self.aiontheball_conn_id,
-            self.log,
-            self.settings,
-            started_at=self.started_at,
-            end_time=self.end_time,
-            polled_before=self.polled_before,
-        )
-        decision = await wait_in_triggerer(wait, lambda hook: hook.get_video(video_id))
-        yield await trigger_event(
-            self,
-            VIDEO_WAIT,
-            video_id,
-            decision,
-            execution_deadline=self.execution_deadline,
-            finish=self.finish_in_triggerer,
-            xcoms_of=link_xcoms,
-        )
+    def xcoms_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        return link_xcoms(resource)

@@ -128,7 +128,7 @@ def test_match_ingestion_with_params_and_cleanup(airflow_db, aiontheball_conn, m
     assert remaining == []
 
 
-# How cheap the example DAG files are to parse (no HTTP or retry library): tests/test_import_cost.py.
+# How cheap the example DAG files are to parse (no HTTP or retry library): tests/unit/test_import_cost.py.
 
 
 # -- the event-driven pair (example_aiontheball_event_driven.py; Airflow 3 only) ---------------------------
@@ -173,7 +173,7 @@ def test_event_driven_start_creates_videos_and_analyses_without_waiting(
 @pytest.mark.skipif(
     importlib.metadata.version("apache-airflow").startswith("3.0."),
     reason="dag.test() on Airflow 3.0 leaves the DAG's assets inactive, so the task's inlet fails the run "
-    "(AirflowInactiveAssetInInletOrOutletException); tests/test_event_driven_e2e.py runs it in real Airflow 3.0",
+    "(AirflowInactiveAssetInInletOrOutletException); tests/system/test_event_driven_e2e.py runs it in real Airflow 3.0",
 )
 def test_event_driven_results_stores_the_analyses_asked_for_by_hand(
     airflow_db, aiontheball_conn, monkeypatch, tmp_path

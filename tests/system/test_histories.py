@@ -18,7 +18,7 @@ After every step it checks the invariants the docs promise (docs/exactly-once.md
   the token to another host.
 
 ``make test`` runs the fast profile (``AIB_HISTORIES=fast``); ``make soak`` thousands of histories. The seed
-is printed with any failure: ``AIB_HISTORY_SEED=<seed> make test-airflow PYTEST_ARGS=tests/test_histories.py``
+is printed with any failure: ``AIB_HISTORY_SEED=<seed> make test-airflow PYTEST_ARGS=tests/system/test_histories.py``
 replays it.
 """
 

@@ -1,4 +1,4 @@
-"""A wait started in the triggerer (``start_from_trigger=True``, Airflow 3.3+), for ``tests/test_e2e.py``.
+"""A wait started in the triggerer (``start_from_trigger=True``, Airflow 3.3+), for ``tests/system/test_e2e.py``.
 
 The scheduler defers ``wait_for_video`` itself (no worker starts it) with the video id still a template;
 the triggerer renders it from ``create_video``'s XCom, polls, and ends the task with its XComs, which

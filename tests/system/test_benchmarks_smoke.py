@@ -18,7 +18,7 @@ import pytest
 
 from tests.helpers import MAKEFILE_AIRFLOW, only_on_airflow
 
-BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
 #: ``make bench`` runs in the default venv (the Makefile's AIRFLOW_VERSION): the benchmarks' figures are for
 #: that Airflow, and their smoke runs run there only; on the other versions of the matrix the product code
 #: they drive is covered by the trigger, polling and DAG tests.

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("aiohttp", "requests", "tenacity")
 MARK = "---AIB-IMPORT-COST-MARK---"
 MODULES = (
