@@ -20,22 +20,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aiontheball._airflow import conf
-
 # From where airflow.providers.common.compat.sdk finds it (newest first), without importing that layer:
 # it would add to every DAG-file parse (benchmarks/README.md, "DAG-parse cost").
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
     DEFAULT_ANALYSIS_POLL_INTERVAL,
     DEFAULT_ANALYSIS_WAIT_TIMEOUT,
-    DEFAULT_COMMIT_GRACE_PERIOD,
     DEFAULT_CONN_ID,
-    DEFAULT_ERROR_BUDGET_SECONDS,
-    DEFAULT_MAX_CONSECUTIVE_ERRORS,
     STATE_KEY_ANALYSIS,
     XCOM_ANALYSIS_ID,
 )
-from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, WaitingTask
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, CreateTask
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,7 +55,7 @@ QUERY_KEYS: tuple[str, ...] = (
 )
 
 
-class AIOnTheBallCreateAnalysisOperator(WaitingTask, AIOnTheBallBaseOperator):
+class AIOnTheBallCreateAnalysisOperator(CreateTask):
     """Start an analysis of a video, and optionally wait until it is ``done``.
 
     The video need not be ready: the API queues the analysis as ``waiting_for_video``. The task pushes
@@ -106,46 +101,22 @@ class AIOnTheBallCreateAnalysisOperator(WaitingTask, AIOnTheBallBaseOperator):
     ui_color = "#0d47a1"
     ui_fgcolor = "#ffffff"
 
+    default_poll_interval = DEFAULT_ANALYSIS_POLL_INTERVAL
+    default_min_poll_interval = DEFAULT_ANALYSIS_MIN_POLL_INTERVAL
+    default_timeout = DEFAULT_ANALYSIS_WAIT_TIMEOUT
+
     def __init__(
         self,
         *,
         video_id: int | str,
         fps: int | str | None = None,
         wait_for_completion: bool = False,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = DEFAULT_ANALYSIS_POLL_INTERVAL,
-        min_poll_interval: float = DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
-        timeout: float = DEFAULT_ANALYSIS_WAIT_TIMEOUT,
-        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
-        error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
-        finish_in_triggerer: bool = True,
-        durable: bool = True,
-        commit_grace_period: float = DEFAULT_COMMIT_GRACE_PERIOD,
-        partition_by_match: bool = False,
-        aiontheball_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            aiontheball_conn_id=aiontheball_conn_id,
-            deferrable=deferrable,
-            finish_in_triggerer=finish_in_triggerer,
-            poll_interval=poll_interval,
-            min_poll_interval=min_poll_interval,
-            max_consecutive_errors=max_consecutive_errors,
-            error_budget_seconds=error_budget_seconds,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.video_id = video_id
         self.fps = fps
-        self.durable = durable
-        self.commit_grace_period = commit_grace_period
         self.wait_for_completion = wait_for_completion
-        self.timeout = timeout
-        self.partition_by_match = partition_by_match
-        if partition_by_match:  # checked at parse time (no I/O): Airflow 3.3+ and outlets
-            from airflow_provider_aiontheball.assets import check_partition_by_match
-
-            check_partition_by_match(self, partition_by_match)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_aiontheball.exceptions import bad_input_fails_task
@@ -414,11 +385,7 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
         self.query = query
         self.tracking_format = tracking_format
         self.video_id = video_id
-        self.partition_by_match = partition_by_match
-        if partition_by_match:  # checked at parse time (no I/O): Airflow 3.3+ and outlets
-            from airflow_provider_aiontheball.assets import check_partition_by_match
-
-            check_partition_by_match(self, partition_by_match)
+        self._set_partition_by_match(partition_by_match)
 
     def _validated(self) -> tuple[int, int | None, list[str], dict[str, Any] | None]:
         from airflow_provider_aiontheball.validation import (

@@ -14,24 +14,17 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aiontheball._airflow import conf
-
 # From where airflow.providers.common.compat.sdk finds it (newest first), without importing that layer:
 # it would add to every DAG-file parse (benchmarks/README.md, "DAG-parse cost").
 from airflow_provider_aiontheball.defaults import (
-    DEFAULT_COMMIT_GRACE_PERIOD,
     DEFAULT_CONN_ID,
-    DEFAULT_ERROR_BUDGET_SECONDS,
-    DEFAULT_MAX_CONSECUTIVE_ERRORS,
-    DEFAULT_MIN_POLL_INTERVAL,
-    DEFAULT_POLL_INTERVAL,
     DEFAULT_VIDEO_WAIT_TIMEOUT,
     STATE_KEY_VIDEO,
     XCOM_GAME_NAME,
     XCOM_VIDEO_ID,
 )
 from airflow_provider_aiontheball.links.video import AIOnTheBallVideoLink, push_link_xcom, reserve_link_xcom
-from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, WaitingTask
+from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, CreateTask
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,7 +52,7 @@ def _same_value(name: str, listed: Any, submitted: Any) -> bool:
     return bool(listed == submitted)
 
 
-class AIOnTheBallCreateVideoOperator(WaitingTask, AIOnTheBallBaseOperator):
+class AIOnTheBallCreateVideoOperator(CreateTask):
     """Create an AI on the Ball video from a public URL, and optionally wait until it is ``available``.
 
     As soon as the POST succeeds the task pushes XCom ``video_id`` and ``game_name``, so downstream
@@ -127,6 +120,8 @@ class AIOnTheBallCreateVideoOperator(WaitingTask, AIOnTheBallBaseOperator):
     ui_color = "#1b5e20"
     ui_fgcolor = "#ffffff"
 
+    default_timeout = DEFAULT_VIDEO_WAIT_TIMEOUT
+
     def __init__(
         self,
         *,
@@ -139,29 +134,9 @@ class AIOnTheBallCreateVideoOperator(WaitingTask, AIOnTheBallBaseOperator):
         end_offset_seconds: int | str | None = None,
         left_start_team: str | None = None,
         wait_for_available: bool = False,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        timeout: float = DEFAULT_VIDEO_WAIT_TIMEOUT,
-        min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL,
-        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
-        error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
-        finish_in_triggerer: bool = True,
-        durable: bool = True,
-        commit_grace_period: float = DEFAULT_COMMIT_GRACE_PERIOD,
-        partition_by_match: bool = False,
-        aiontheball_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            aiontheball_conn_id=aiontheball_conn_id,
-            deferrable=deferrable,
-            finish_in_triggerer=finish_in_triggerer,
-            poll_interval=poll_interval,
-            min_poll_interval=min_poll_interval,
-            max_consecutive_errors=max_consecutive_errors,
-            error_budget_seconds=error_budget_seconds,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.video_file_url = video_file_url
         self.title = title
         self.home_team_name = home_team_name
@@ -171,14 +146,6 @@ class AIOnTheBallCreateVideoOperator(WaitingTask, AIOnTheBallBaseOperator):
         self.end_offset_seconds = end_offset_seconds
         self.left_start_team = left_start_team
         self.wait_for_available = wait_for_available
-        self.timeout = timeout
-        self.durable = durable
-        self.commit_grace_period = commit_grace_period
-        self.partition_by_match = partition_by_match
-        if partition_by_match:  # checked at parse time (no I/O): Airflow 3.3+ and outlets
-            from airflow_provider_aiontheball.assets import check_partition_by_match
-
-            check_partition_by_match(self, partition_by_match)
 
     @property
     def request_fields(self) -> dict[str, Any]:

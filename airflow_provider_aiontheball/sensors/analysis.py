@@ -12,13 +12,10 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aiontheball._airflow import AirflowSensorTimeout, PokeReturnValue, conf
+from airflow_provider_aiontheball._airflow import AirflowSensorTimeout, PokeReturnValue
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
     DEFAULT_ANALYSIS_POLL_INTERVAL,
-    DEFAULT_CONN_ID,
-    DEFAULT_ERROR_BUDGET_SECONDS,
-    DEFAULT_MAX_CONSECUTIVE_ERRORS,
 )
 from airflow_provider_aiontheball.sensors._base import SoftFailOnDeferralTimeout
 
@@ -71,19 +68,15 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
     ui_color = "#0d47a1"
     ui_fgcolor = "#ffffff"
 
+    default_poll_interval = DEFAULT_ANALYSIS_POLL_INTERVAL
+    default_min_poll_interval = DEFAULT_ANALYSIS_MIN_POLL_INTERVAL
+
     def __init__(
         self,
         *,
         analysis_id: int | str,
         video_id: int | str | None = None,
-        aiontheball_conn_id: str = DEFAULT_CONN_ID,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = DEFAULT_ANALYSIS_POLL_INTERVAL,
-        min_poll_interval: float = DEFAULT_ANALYSIS_MIN_POLL_INTERVAL,
-        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
-        error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
         max_poll_interval: float | None = None,
-        finish_in_triggerer: bool = True,
         start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -94,17 +87,8 @@ class AIOnTheBallAnalysisSensor(SoftFailOnDeferralTimeout):
                 DeprecationWarning,
                 stacklevel=2,
             )
-            poll_interval = max_poll_interval
-        super().__init__(
-            aiontheball_conn_id=aiontheball_conn_id,
-            deferrable=deferrable,
-            finish_in_triggerer=finish_in_triggerer,
-            poll_interval=poll_interval,
-            min_poll_interval=min_poll_interval,
-            max_consecutive_errors=max_consecutive_errors,
-            error_budget_seconds=error_budget_seconds,
-            **kwargs,
-        )
+            kwargs["poll_interval"] = max_poll_interval
+        super().__init__(**kwargs)
         self.analysis_id = analysis_id
         self.video_id = video_id
         if start_from_trigger:

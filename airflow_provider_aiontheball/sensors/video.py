@@ -11,13 +11,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aiontheball._airflow import AirflowSensorTimeout, PokeReturnValue, conf
-from airflow_provider_aiontheball.defaults import (
-    DEFAULT_CONN_ID,
-    DEFAULT_ERROR_BUDGET_SECONDS,
-    DEFAULT_MAX_CONSECUTIVE_ERRORS,
-    DEFAULT_MIN_POLL_INTERVAL,
-)
+from airflow_provider_aiontheball._airflow import AirflowSensorTimeout, PokeReturnValue
 from airflow_provider_aiontheball.links.video import AIOnTheBallVideoLink, push_link_xcom, reserve_link_xcom
 from airflow_provider_aiontheball.sensors._base import SoftFailOnDeferralTimeout
 
@@ -75,30 +69,16 @@ class AIOnTheBallVideoSensor(SoftFailOnDeferralTimeout):
     ui_color = "#2e7d32"
     ui_fgcolor = "#ffffff"
 
+    default_poll_interval = None  # its poke_interval
+
     def __init__(
         self,
         *,
         video_id: int | str,
-        aiontheball_conn_id: str = DEFAULT_CONN_ID,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float | None = None,
-        min_poll_interval: float = DEFAULT_MIN_POLL_INTERVAL,
-        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
-        error_budget_seconds: float = DEFAULT_ERROR_BUDGET_SECONDS,
-        finish_in_triggerer: bool = True,
         start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            aiontheball_conn_id=aiontheball_conn_id,
-            deferrable=deferrable,
-            finish_in_triggerer=finish_in_triggerer,
-            poll_interval=poll_interval,
-            min_poll_interval=min_poll_interval,
-            max_consecutive_errors=max_consecutive_errors,
-            error_budget_seconds=error_budget_seconds,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.video_id = video_id
         if start_from_trigger:
             self._start_in_triggerer()
