@@ -132,3 +132,27 @@ MAX_ID = 2**63 - 1
 MAX_SECONDS_FIELD = 86_400
 #: Largest accepted ``fps`` (the docs' videos are 25 fps; nothing films football faster than 240).
 MAX_FPS = 240
+
+# -- the video requirements and their pre-flight checks (preflight.py) -------------------------------
+
+#: The API's Videos page, "Video Requirements": MP4 only, 1080p or lower, 25 fps, at least 10 minutes.
+VIDEO_REQUIRED_FPS = 25
+VIDEO_MAX_WIDTH = 1920
+VIDEO_MAX_HEIGHT = 1080
+VIDEO_MIN_DURATION_SECONDS = 600
+#: Frame rates within this of 25 count as 25: a muxer's rounded timestamps give 24.998 on a 25 fps file.
+VIDEO_FPS_TOLERANCE = 0.05
+#: Largest video pre-flight accepts, in bytes. Not an API limit (the Videos page documents none): a 90-minute
+#: 1080p25 match is 3-15 GB; 32 GiB catches a URL pointing at the wrong object (a day of CCTV, a disk image).
+PREFLIGHT_MAX_VIDEO_BYTES = 32 * 1024**3
+#: Seconds a presigned URL must still be valid when pre-flight runs. The Videos page does not say how soon
+#: the API starts its download after ``POST /videos``; 15 minutes covers a queue and the start of a long download.
+PREFLIGHT_EXPIRY_MARGIN_SECONDS = 900
+#: Bytes per range request and cache block of the media probe: MP4 boxes are read in a handful of these.
+PREFLIGHT_BLOCK_BYTES = 64 * 1024
+#: Most bytes one media probe reads; a 90-minute match's index (``moov``) is a few MB. A file whose header
+#: is not found within this is reported as not probed (the check is skipped), never downloaded whole.
+PREFLIGHT_MAX_READ_BYTES = 32 * 1024 * 1024
+#: Seconds to connect and to wait for each response of a pre-flight request.
+PREFLIGHT_CONNECT_TIMEOUT = 10.0
+PREFLIGHT_READ_TIMEOUT = 30.0

@@ -233,3 +233,19 @@ class ProgressSchedule:
 
     def after_failure(self, retry_after: float | None = None) -> float:
         return self._fallback.after_failure(retry_after)
+
+
+def format_duration(seconds: float) -> str:
+    """``3725`` → ``"1h 2m"``, ``42.4`` → ``"42 s"``, ``125`` → ``"2m 5s"``: for people, not machines
+    (log lines of the waits, pre-flight's messages)."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h" if hours else f"{days}d"

@@ -37,7 +37,13 @@ from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallWaitError,
     describe_failure,
 )
-from airflow_provider_aiontheball.polling import DEFAULT_JITTER, AdaptiveSchedule, Jitter, ProgressSchedule
+from airflow_provider_aiontheball.polling import (
+    DEFAULT_JITTER,
+    AdaptiveSchedule,
+    Jitter,
+    ProgressSchedule,
+    format_duration,
+)
 from airflow_provider_aiontheball.statuses import (
     ANALYSIS_STATUSES,
     VIDEO_STATUSES,
@@ -64,21 +70,6 @@ class EventStatus(StrEnum):
 def utc_timestamp(epoch_seconds: float) -> str:
     """``2026-12-02T15:04:05Z``: an epoch time as logged (UTC, whole seconds)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_seconds))
-
-
-def format_duration(seconds: float) -> str:
-    """``3725`` → ``"1h 2m"``, ``42.4`` → ``"42 s"``, ``125`` → ``"2m 5s"``: for people, not machines."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h" if hours else f"{days}d"
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -44,7 +44,7 @@ autodoc_default_options = {"members": True, "show-inheritance": True}
 # relative to a class autodoc cannot resolve them against.
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(collections\.abc|pathlib|time|typing|datetime|asyncio|urllib\.parse)\..*"),
+    (r"py:.*", r"(collections\.abc|pathlib|time|typing|datetime|asyncio|urllib\.parse|io)\..*"),
     (r"py:.*", r"(airflow|aiohttp|requests|pendulum)(\..*)?"),
     (r"py:class", r"(Context|PokeReturnValue)"),
     (r"py:.*", r"airflow_provider_aiontheball\.(.*\.)?_[A-Za-z].*"),
