@@ -323,8 +323,16 @@ class AirflowHarness:
     def _install_connection(self) -> dict[str, str]:
         """Make the AI on the Ball connection known; return the environment the components need for it.
         Here: JSON in AIRFLOW_CONN_<CONN_ID>, as users give it in containers."""
+        return {CONN_ENV: json.dumps(self.connection())}
+
+    def connection(self) -> dict[str, object]:
+        """The AI on the Ball connection of the run: the simulator, which never downloads the videos' URLs,
+        so the create operator's pre-flight checks are off (extra ``preflight``)."""
         return {
-            CONN_ENV: json.dumps({"conn_type": "aiontheball", "host": self.simulator_url, "password": self.api_token})
+            "conn_type": "aiontheball",
+            "host": self.simulator_url,
+            "password": self.api_token,
+            "extra": {"preflight": False},
         }
 
     def _start_components(self) -> None:

@@ -306,7 +306,7 @@ class DistributedHarness(AirflowHarness):
         path = self.workdir / f"connection-{secrets.token_hex(4)}.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump({CONN_ID: {"conn_type": "aiontheball", "host": self.simulator_url, "password": token}}, handle)
+            json.dump({CONN_ID: {**self.connection(), "password": token}}, handle)
         try:
             self._run_cli("connections-import", ["connections", "import", "--overwrite", str(path)], self._base_env())
         finally:

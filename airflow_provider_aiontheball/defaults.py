@@ -49,6 +49,8 @@ MAX_QUOTED_CHARS = 300
 #: XCom keys pushed by the video tasks (besides ``return_value``, the video itself).
 XCOM_VIDEO_ID = "video_id"
 XCOM_GAME_NAME = "game_name"
+#: What the create-video operator's pre-flight checks measured (``PreflightResult.as_dict()``; no URL query).
+XCOM_PREFLIGHT = "preflight"
 #: Read by the "AI on the Ball video" extra link.
 XCOM_MP4_SOURCE = "mp4_source"
 #: XCom key pushed by the create-analysis operator.
@@ -140,6 +142,11 @@ VIDEO_REQUIRED_FPS = 25
 VIDEO_MAX_WIDTH = 1920
 VIDEO_MAX_HEIGHT = 1080
 VIDEO_MIN_DURATION_SECONDS = 600
+#: The same requirements in words, for messages (a video that ended in ``error``).
+VIDEO_REQUIREMENTS = (
+    f"a public URL, MP4, {VIDEO_MAX_HEIGHT}p or lower, {VIDEO_REQUIRED_FPS} fps, "
+    f"at least {VIDEO_MIN_DURATION_SECONDS // 60} minutes"
+)
 #: Frame rates within this of 25 count as 25: a muxer's rounded timestamps give 24.998 on a 25 fps file.
 VIDEO_FPS_TOLERANCE = 0.05
 #: Largest video pre-flight accepts, in bytes. Not an API limit (the Videos page documents none): a 90-minute
@@ -156,3 +163,6 @@ PREFLIGHT_MAX_READ_BYTES = 32 * 1024 * 1024
 #: Seconds to connect and to wait for each response of a pre-flight request.
 PREFLIGHT_CONNECT_TIMEOUT = 10.0
 PREFLIGHT_READ_TIMEOUT = 30.0
+#: Whether the create-video operator runs its pre-flight checks when neither the task (``preflight``) nor
+#: its connection (extra ``preflight``) says.
+DEFAULT_PREFLIGHT = True

@@ -25,6 +25,7 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     PROGRESS_LOG_STEP,
     STATE_KEY_POKE_ERRORS,
+    VIDEO_REQUIREMENTS,
 )
 from airflow_provider_aiontheball.exceptions import (
     AIOnTheBallAuthError,
@@ -201,6 +202,8 @@ class WaitPolicy:
     :param next_interval: seconds until the next poll after seeing ``resource`` in progress at ``now``.
     :param describe: how a state reads in a log line (default: its status).
     :param ready: whether a resource in a success status is usable (default: always).
+    :param failure_hint: what to add to the message of a resource that ended in a failed status (default:
+        nothing).
     """
 
     kind: str
@@ -211,6 +214,7 @@ class WaitPolicy:
     next_interval: Callable[[Any, dict[str, Any], float], float]
     describe: Callable[[dict[str, Any]], str] = _status_of
     ready: Callable[[dict[str, Any]], bool] = _always_ready
+    failure_hint: Callable[[str | None], str] = lambda status: ""
 
 
 def _describe_analysis(resource: dict[str, Any]) -> str:
@@ -224,6 +228,16 @@ def _analysis_ready(resource: dict[str, Any]) -> bool:
     return resource.get("results_available") is not False
 
 
+def _video_failure_hint(status: str | None) -> str:
+    # The API gives no reason for ``error``: its download or decoding failed. Say what it requires.
+    if status != "error":
+        return ""
+    return (
+        f". The API gives no reason; a video ends in 'error' when its source does not meet the documented "
+        f"requirements ({VIDEO_REQUIREMENTS}): check the file (the create operator's pre-flight checks measure them)"
+    )
+
+
 #: Videos: poll soon after a status change, back off x1.5 up to ``poll_interval`` while nothing changes.
 VIDEO_WAIT = WaitPolicy(
     kind="video",
@@ -232,6 +246,7 @@ VIDEO_WAIT = WaitPolicy(
     vocabulary=VIDEO_STATUSES,
     new_schedule=lambda s: AdaptiveSchedule(min_interval=s.min_poll_interval, max_interval=s.poll_interval),
     next_interval=lambda schedule, resource, now: float(schedule.after_observation(resource.get("status"))),
+    failure_hint=_video_failure_hint,
 )
 
 #: Analyses (2-6 h): poll near the finish estimated from ``progress``; ready once results are available.
@@ -363,7 +378,8 @@ class Wait:
         if outcome is Outcome.FAILED:
             return self._over(
                 EventStatus.FAILED,
-                f"{self.name} ended with status {self.last_status!r}; waiting longer cannot change that",
+                f"{self.name} ended with status {self.last_status!r}; waiting longer cannot change that"
+                f"{self.policy.failure_hint(self.last_status)}",
             )
         delay = self.policy.next_interval(self.schedule, polled, self.wall_clock())
         self._report_progress(polled, getattr(self.schedule, "eta_seconds", lambda: None)())

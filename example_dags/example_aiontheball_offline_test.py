@@ -51,7 +51,13 @@ def run_offline(dag: Any) -> Any:
     # Videos move one status every 0.5 s and analyses take seconds, instead of minutes and hours.
     config = SimulatorConfig(tokens={"my-test-token": "my-org"}, video_step_seconds=0.5, analysis_seconds=5)
     with SimulatorServer(Simulator(config)) as server:  # a free port on 127.0.0.1, stopped on exit
-        connection = {"conn_type": "aiontheball", "host": server.base_url, "password": "my-test-token"}
+        # The simulator never downloads your videos' URLs: no pre-flight checks of them either.
+        connection = {
+            "conn_type": "aiontheball",
+            "host": server.base_url,
+            "password": "my-test-token",
+            "extra": {"preflight": False},
+        }
         # The connection the operators use by default, for this run only.
         with mock.patch.dict(os.environ, {"AIRFLOW_CONN_AIONTHEBALL_DEFAULT": json.dumps(connection)}):
             dag_run = dag.test()

@@ -67,6 +67,9 @@ def __getattr__(name: str) -> Any:
 
 
 def connection_json(base_url: str, token: str = TOKEN, **extra: object) -> str:
+    """The connection as users give it in an env var. Pre-flight checks are off unless ``preflight=True``: the
+    simulator never downloads the videos' URLs (tests/unit/test_preflight_task.py serves real files)."""
+    extra = {"preflight": False, **extra}
     return json.dumps({"conn_type": "aiontheball", "host": base_url, "password": token, "extra": extra})
 
 
@@ -93,6 +96,10 @@ class RecordingTaskInstance:
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
+
+    def xcom_pull(self, task_ids: Any = None, key: str = "return_value", map_indexes: Any = None) -> Any:
+        """This task instance's own XComs (what a resumed task reads back)."""
+        return self.xcoms.get(key)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_CONN_ID,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_MB,
+    DEFAULT_PREFLIGHT,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_RETRY_LIMIT,
     DEFAULT_RETRY_MAX_WAIT,
@@ -111,6 +112,9 @@ class ClientSettings:
     max_requests_per_second: float | None = None
     #: Connection extra ``max_response_mb``: the largest response body read (decompressed), in bytes.
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_MB * 1024 * 1024
+    #: Connection extra ``preflight``: whether the create-video operator checks a video before its POST when the
+    #: task does not say (its ``preflight`` argument). Default true.
+    preflight: bool = DEFAULT_PREFLIGHT
 
     def headers(self, *, has_body: bool) -> dict[str, str]:
         """The request headers; the only place ``Authorization`` is written."""
@@ -290,6 +294,21 @@ def resolve_settings(
         retry=policy,
         max_requests_per_second=None if max_rate is None else _number(max_rate, "max_requests_per_second", conn_id),
         max_response_bytes=int(max_bytes * 1024 * 1024),
+        preflight=_flag(_extra_value(extra, "preflight"), "preflight", conn_id, default=DEFAULT_PREFLIGHT),
+    )
+
+
+def _flag(value: Any, name: str, conn_id: str, *, default: bool) -> bool:
+    """A boolean extra: ``true``/``false`` in JSON, or the strings a form or an env var gives."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+    if isinstance(value, str | int) and str(value).strip().lower() in words:
+        return words[str(value).strip().lower()]
+    raise AIOnTheBallConfigurationError(
+        f"Connection {conn_id!r}: {name} must be true or false, got {truncate(repr(value), 40)}"
     )
 
 

@@ -68,6 +68,8 @@ class CreateSpec:
     :param server_clock: the API server's clock, from the ``Date`` of the hook's responses.
     :param describe: short text for logs, e.g. ``"video 790 (swift-eagle-43)"``.
     :param ambiguity_hint: what the user can do against ambiguous lookups.
+    :param before_post: run once it is decided that a POST goes out, before anything is recorded or sent
+        (the video's pre-flight checks); what it raises fails the try with nothing in flight.
     """
 
     kind: str
@@ -84,6 +86,7 @@ class CreateSpec:
     server_clock: ServerClock
     describe: Callable[[dict[str, Any]], str]
     ambiguity_hint: str
+    before_post: Callable[[], None] = lambda: None
 
 
 def request_fingerprint(kind: str, request: Mapping[str, Any]) -> str:
@@ -360,6 +363,7 @@ def _create(
                 spec.ambiguity_hint,
             )
 
+    spec.before_post()
     if store is not None and record is None:
         # Before any request: a later try that finds only this knows no POST of this task got through, and
         # creates without looking (a lookup by fields could take another pipeline's video).

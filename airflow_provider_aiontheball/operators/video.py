@@ -11,7 +11,8 @@ DAG files import this module: it imports no HTTP library and builds no hook unti
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 # From where airflow.providers.common.compat.sdk finds it (newest first), without importing that layer:
@@ -21,6 +22,7 @@ from airflow_provider_aiontheball.defaults import (
     DEFAULT_VIDEO_WAIT_TIMEOUT,
     STATE_KEY_VIDEO,
     XCOM_GAME_NAME,
+    XCOM_PREFLIGHT,
     XCOM_VIDEO_ID,
 )
 from airflow_provider_aiontheball.links.video import AIOnTheBallVideoLink, push_link_xcom, reserve_link_xcom
@@ -82,6 +84,14 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
     :param end_offset_seconds: end offset in seconds; must exceed the start offset. Default: none.
     :param left_start_team: ``home`` or ``away``: which team starts on the left. Default: none.
     :param wait_for_available: wait until the video is ``available`` (or fails). Default False.
+    :param preflight: check the video before the POST, as the API will download it (docs: "Checks before
+        upload"): reachable without credentials, not an HTML page, a sane size, a presigned URL's expiry,
+        MP4, and with the ``media`` extra (PyAV) 1080p or lower, 25 fps and 10 minutes after the offsets.
+        ``True`` runs every check, ``False`` none, ``{"fps": False}`` switches the named checks off (the
+        others run). A requirement not met fails the task before any POST, without retries, naming the value
+        measured and the limit; what was measured is logged and pushed as XCom ``preflight``. Not run when a
+        retry reattaches to the video an earlier try created. Default: the connection's ``preflight`` extra
+        (true unless set).
     :param deferrable: wait in the triggerer, freeing the worker slot. Default: the
         ``[operators] default_deferrable`` setting.
     :param poll_interval: longest seconds between status polls while waiting. Default 60.
@@ -134,6 +144,7 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
         end_offset_seconds: int | str | None = None,
         left_start_team: str | None = None,
         wait_for_available: bool = False,
+        preflight: bool | Mapping[str, bool] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -146,6 +157,8 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
         self.end_offset_seconds = end_offset_seconds
         self.left_start_team = left_start_team
         self.wait_for_available = wait_for_available
+        self.preflight = preflight
+        self._preflight_summary: str | None = None
 
     @property
     def request_fields(self) -> dict[str, Any]:
@@ -171,12 +184,14 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_aiontheball.exceptions import bad_input_fails_task
+        from airflow_provider_aiontheball.preflight import checks_from
         from airflow_provider_aiontheball.validation import video_create_body
 
         reserve_link_xcom(context)
         with bad_input_fails_task():
             body = video_create_body(self.request_fields)
-        video = self._create_once(body, context)
+            checks = None if self.preflight is None else checks_from(self.preflight)
+        video = self._create_once(body, context, before_post=lambda: self._check_before_upload(body, checks, context))
         video_id = int(video["id"])
         ti = context["ti"]
         ti.xcom_push(key=XCOM_VIDEO_ID, value=video_id)
@@ -186,7 +201,8 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
             return video
         if self.deferrable:
             self._defer_until_available(video_id, context)  # raises TaskDeferred; resumes in execute_complete
-        video = self._wait_in_process(video_id)
+        with self._failure_with_preflight_figures(context):
+            video = self._wait_in_process(video_id)
         push_link_xcom(context, video)
         self._record_asset_events(context, video, body)
         return video
@@ -202,7 +218,54 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
 
     # -- exactly-once create (operators/_create.py) ----------------------------------------------
 
-    def _create_once(self, body: dict[str, Any], context: Context) -> dict[str, Any]:
+    def _check_before_upload(
+        self, body: dict[str, Any], checks: tuple[bool, tuple[str, ...]] | None, context: Context
+    ) -> None:
+        """The pre-flight checks (``preflight``), just before the POST: a requirement not met fails the task."""
+        from airflow_provider_aiontheball import _airflow
+        from airflow_provider_aiontheball.exceptions import bad_input_fails_task
+        from airflow_provider_aiontheball.preflight import check_video_url
+
+        run, skip = checks if checks is not None else (self.hook.settings.preflight, ())
+        if not run:
+            where = "preflight=False" if checks is not None else f"the connection {self.aiontheball_conn_id!r}"
+            self.log.info("Pre-flight checks are off (%s): the video is not checked before the POST.", where)
+            return
+        with bad_input_fails_task():
+            result = check_video_url(
+                body["video_file_url"],
+                start_offset_seconds=body.get("start_offset_seconds"),
+                end_offset_seconds=body.get("end_offset_seconds"),
+                skip=skip,
+                on_secret=_airflow.mask_secret,  # a redirect target's signature too, in every log line
+            )
+        self._preflight_summary = result.summary()
+        self.log.info("Pre-flight checks passed: %s", self._preflight_summary)
+        context["ti"].xcom_push(key=XCOM_PREFLIGHT, value={**result.as_dict(), "summary": self._preflight_summary})
+
+    @contextmanager
+    def _failure_with_preflight_figures(self, context: Context) -> Iterator[None]:
+        """A video that ended in a failed status: its message also says what pre-flight measured (this try's)."""
+        from airflow_provider_aiontheball.exceptions import AIOnTheBallTerminalError
+
+        try:
+            yield
+        except AIOnTheBallTerminalError as error:
+            summary = self._preflight_summary
+            if summary is None:  # resumed after a deferral: this try's figures are in its XCom
+                ti = context["ti"]
+                try:
+                    pushed = ti.xcom_pull(task_ids=ti.task_id, key=XCOM_PREFLIGHT, map_indexes=ti.map_index)
+                except Exception:  # the figures are a courtesy: never hide the video's failure behind this
+                    pushed = None
+                summary = pushed.get("summary") if isinstance(pushed, dict) else None
+            if summary is None:
+                raise
+            raise AIOnTheBallTerminalError(f"{error} Pre-flight measured before the upload: {summary}.") from error
+
+    def _create_once(
+        self, body: dict[str, Any], context: Context, before_post: Callable[[], None] = lambda: None
+    ) -> dict[str, Any]:
         """POST the video, or return the one an earlier attempt of this task created."""
         from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError
         from airflow_provider_aiontheball.operators._create import CreateSpec, create_exactly_once
@@ -242,6 +305,7 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
             server_clock=self.hook.server_clock,
             describe=lambda video: f"video {video.get('id')} ({video.get('game_name')})",
             ambiguity_hint="Give each create task a distinct title or team names.",
+            before_post=before_post,
         )
         video = create_exactly_once(
             spec,
@@ -346,7 +410,8 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
         from airflow_provider_aiontheball.exceptions import AIOnTheBallWaitError
         from airflow_provider_aiontheball.task_end import result_from_event
 
-        video = result_from_event(event, "video", timeout_error(self, context, AIOnTheBallWaitError, event))
+        with self._failure_with_preflight_figures(context):
+            video = result_from_event(event, "video", timeout_error(self, context, AIOnTheBallWaitError, event))
         self._lineage_id = video.get("id")  # a resumed task runs no execute(): for OpenLineage
         self.log.info("%s", (event or {}).get("message"))
         push_link_xcom(context, video)

@@ -1,24 +1,18 @@
 """Pre-flight checks of a video URL (airflow_provider_aiontheball/preflight.py) against real MP4, MOV and
 Matroska files made here with PyAV, served over loopback by aiohttp's FileResponse (real Range support).
 
-The files are made once per machine (cached in the temp dir under a name that carries PyAV's version and
-this file's recipe version), with tiny noisy frames where only the duration matters, and one second long
-where only the resolution or frame rate matters: a few seconds to make them all, nothing after.
+The files and the server's recording are in tests/media.py (shared with tests/unit/test_preflight_task.py).
 No HTTP is mocked: every probe is real requests to the loopback server, which ignores query strings, so
 presigned-style URLs are served like any other.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import os
+import logging
 import secrets
 import sys
-import tempfile
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -38,100 +32,20 @@ from airflow_provider_aiontheball.preflight import (
 
 av = pytest.importorskip("av")
 
-#: Bump when a recipe below changes: the cached files are then made again.
-RECIPES_VERSION = 1
+from tests.media import Served, Server, file_handler, make_video_dir, serving  # noqa: E402  (after the skip)
+
 SIGNATURE = secrets.token_hex(32)
 TARGET_SIGNATURE = secrets.token_hex(32)
 
 
-@dataclass(frozen=True)
-class Recipe:
-    fmt: str
-    width: int
-    height: int
-    fps: int
-    seconds: int
-    noise: bool = False
-    options: dict[str, str] = field(default_factory=dict)
-
-
-RECIPES = {
-    # Long files: tiny frames of noise (a realistic share of index to media data), 25 fps.
-    "match-11min.mp4": Recipe("mp4", 64, 36, 25, 660, noise=True),  # index (moov) at the end: PyAV's default
-    "match-9min.mp4": Recipe("mp4", 64, 36, 25, 540, noise=True, options={"movflags": "faststart"}),
-    # One second each: only the resolution, the frame rate or the container matters.
-    "full-hd.mp4": Recipe("mp4", 1920, 1080, 25, 1),
-    "qhd-1440p.mp4": Recipe("mp4", 2560, 1440, 25, 1),
-    "broadcast-50fps.mp4": Recipe("mp4", 64, 36, 50, 1),
-    "iphone.mov": Recipe("mov", 64, 36, 25, 1),
-    "export.mkv": Recipe("matroska", 64, 36, 25, 1),
-}
-
-
-def make_video(path: Path, recipe: Recipe) -> None:
-    """Encode ``recipe`` into ``path`` (MPEG-4 Part 2: built into every FFmpeg, fast), atomically."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with av.open(str(partial), "w", format=recipe.fmt, options=recipe.options) as container:
-        stream = container.add_stream("mpeg4", rate=recipe.fps)
-        stream.width, stream.height, stream.pix_fmt = recipe.width, recipe.height, "yuv420p"
-        frames = []
-        for _ in range(8):  # a few distinct frames, cycled: encoding cost without generating every frame
-            frame = av.VideoFrame(recipe.width, recipe.height, "yuv420p")
-            for plane in frame.planes:
-                plane.update(os.urandom(plane.buffer_size) if recipe.noise else bytes(plane.buffer_size))
-            frames.append(frame)
-        for index in range(recipe.fps * recipe.seconds):
-            frame = frames[index % len(frames)]
-            frame.pts = index
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    partial.replace(path)  # two xdist workers may make the same file: the last rename wins, both whole
-
-
 @pytest.fixture(scope="session")
 def video_dir() -> Path:
-    """The generated files, plus an HTML page, an HTML page named .mp4, an empty file and a truncated MP4."""
-    directory = Path(tempfile.gettempdir()) / f"aib-preflight-videos-av{av.__version__}-r{RECIPES_VERSION}"
-    directory.mkdir(exist_ok=True)
-    for name, recipe in RECIPES.items():
-        if not (directory / name).exists():
-            make_video(directory / name, recipe)
-    page = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Sign in to view</body></html>"
-    (directory / "share-page.html").write_bytes(page)
-    (directory / "login-page.mp4").write_bytes(page)
-    (directory / "empty.mp4").write_bytes(b"")
-    # An upload cut short: an MP4's first 4 KiB, its index (at the start) cut off.
-    (directory / "cut-short.mp4").write_bytes((directory / "match-9min.mp4").read_bytes()[:4096])
-    return directory
-
-
-@dataclass
-class Served:
-    """What the loopback server saw: each request's path, Range and Authorization, and the file bytes it sent."""
-
-    requests: list[tuple[str, str | None, str | None]] = field(default_factory=list)
-    bytes_sent: int = 0
-
-    def reset(self) -> None:
-        self.requests.clear()
-        self.bytes_sent = 0
-
-
-@dataclass
-class Server:
-    base: str
-    seen: Served
+    return make_video_dir()
 
 
 @pytest.fixture(scope="session")
 def server(video_dir: Path) -> Iterator[Server]:
     seen = Served()
-
-    async def file(request: web.Request) -> web.StreamResponse:
-        path = video_dir / request.match_info["name"]
-        if not path.is_file():
-            raise web.HTTPNotFound()
-        return web.FileResponse(path)
 
     async def redirect(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(f"/files/{request.match_info['name']}?{request.query_string}")
@@ -156,14 +70,8 @@ def server(video_dir: Path) -> Iterator[Server]:
             raise web.HTTPServiceUnavailable()
         return web.FileResponse(video_dir / request.match_info["name"])
 
-    async def record(request: web.Request, response: web.StreamResponse) -> None:
-        seen.requests.append((request.path, request.headers.get("Range"), request.headers.get("Authorization")))
-        if request.path.startswith("/files/"):  # the media's bytes, not a redirect's few words
-            seen.bytes_sent += response.content_length or 0
-
     app = web.Application()
-    app.on_response_prepare.append(record)
-    app.router.add_get("/files/{name}", file)
+    app.router.add_get("/files/{name}", file_handler(video_dir))
     app.router.add_get("/redirect/{name}", redirect)
     app.router.add_get("/loop", loop_forever)
     app.router.add_get("/redirect-to-closed-port", redirect_to_closed_port)
@@ -171,21 +79,8 @@ def server(video_dir: Path) -> Iterator[Server]:
     app.router.add_get("/unavailable", broken)
     app.router.add_get("/first-block-only/{name}", first_block_only)
 
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, access_log=None)  # its lines would quote the test URLs, secrets and all
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, name="preflight-server", daemon=True)
-    thread.start()
-    try:
-        yield Server(f"http://127.0.0.1:{port}", seen)
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+    with serving(app, seen) as server:
+        yield server
 
 
 def presigned(expires_in: float, signed_ago: float = 0.0) -> str:
@@ -586,3 +481,23 @@ def test_importing_the_module_imports_neither_requests_nor_pyav() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
     assert out.strip() == "[]"
+
+
+def test_no_log_line_at_any_level_quotes_the_signature(
+    server: Server, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """urllib3 logs every request's path and query at DEBUG, the redirect target's too: the query never shows."""
+    caplog.set_level(logging.DEBUG)
+    masked: list[str] = []
+
+    check_video_url(url(server, "match-11min.mp4", route="redirect"), on_secret=masked.append)
+
+    assert any("GET /files/match-11min.mp4?***" in record.getMessage() for record in caplog.records)
+    assert_no_secret(caplog.text)
+    assert SIGNATURE in masked
+
+    # A redirect to a target with a signature of its own: handed to the masker before it is requested.
+    with pytest.raises(PreflightUnavailableError):
+        check_video_url(f"{server.base}/redirect-to-closed-port", on_secret=masked.append)
+    assert TARGET_SIGNATURE in masked
+    assert TARGET_SIGNATURE not in caplog.text

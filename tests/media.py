@@ -1,0 +1,145 @@
+"""Real video files for the pre-flight tests, made with PyAV, and a loopback file server with real Range
+support (aiohttp's FileResponse). Imports no Airflow: the standalone and the Airflow tiers both use it.
+
+The files are made once per machine (cached in the temp dir under a name that carries PyAV's version and
+the recipes' version), with tiny noisy frames where only the duration matters, and one second long where
+only the resolution or frame rate matters: a few seconds to make them all, nothing after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+#: Bump when a recipe below changes: the cached files are then made again.
+RECIPES_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    fmt: str
+    width: int
+    height: int
+    fps: int
+    seconds: int
+    noise: bool = False
+    options: dict[str, str] = field(default_factory=dict)
+
+
+RECIPES = {
+    # Long files: tiny frames of noise (a realistic share of index to media data), 25 fps.
+    "match-11min.mp4": Recipe("mp4", 64, 36, 25, 660, noise=True),  # index (moov) at the end: PyAV's default
+    "match-9min.mp4": Recipe("mp4", 64, 36, 25, 540, noise=True, options={"movflags": "faststart"}),
+    # One second each: only the resolution, the frame rate or the container matters.
+    "full-hd.mp4": Recipe("mp4", 1920, 1080, 25, 1),
+    "qhd-1440p.mp4": Recipe("mp4", 2560, 1440, 25, 1),
+    "broadcast-50fps.mp4": Recipe("mp4", 64, 36, 50, 1),
+    "iphone.mov": Recipe("mov", 64, 36, 25, 1),
+    "export.mkv": Recipe("matroska", 64, 36, 25, 1),
+}
+
+
+def make_video(path: Path, recipe: Recipe) -> None:
+    """Encode ``recipe`` into ``path`` (MPEG-4 Part 2: built into every FFmpeg, fast), atomically."""
+    import av
+
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    with av.open(str(partial), "w", format=recipe.fmt, options=recipe.options) as container:
+        stream = container.add_stream("mpeg4", rate=recipe.fps)
+        stream.width, stream.height, stream.pix_fmt = recipe.width, recipe.height, "yuv420p"
+        frames = []
+        for _ in range(8):  # a few distinct frames, cycled: encoding cost without generating every frame
+            frame = av.VideoFrame(recipe.width, recipe.height, "yuv420p")
+            for plane in frame.planes:
+                plane.update(os.urandom(plane.buffer_size) if recipe.noise else bytes(plane.buffer_size))
+            frames.append(frame)
+        for index in range(recipe.fps * recipe.seconds):
+            frame = frames[index % len(frames)]
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    partial.replace(path)  # two xdist workers may make the same file: the last rename wins, both whole
+
+
+def make_video_dir() -> Path:
+    """The generated files, plus an HTML page, an HTML page named .mp4, an empty file and a truncated MP4."""
+    import av
+
+    directory = Path(tempfile.gettempdir()) / f"aib-preflight-videos-av{av.__version__}-r{RECIPES_VERSION}"
+    directory.mkdir(exist_ok=True)
+    for name, recipe in RECIPES.items():
+        if not (directory / name).exists():
+            make_video(directory / name, recipe)
+    page = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Sign in to view</body></html>"
+    (directory / "share-page.html").write_bytes(page)
+    (directory / "login-page.mp4").write_bytes(page)
+    (directory / "empty.mp4").write_bytes(b"")
+    # An upload cut short: an MP4's first 4 KiB, its index (at the start) cut off.
+    (directory / "cut-short.mp4").write_bytes((directory / "match-9min.mp4").read_bytes()[:4096])
+    return directory
+
+
+@dataclass
+class Served:
+    """What the loopback server saw: each request's path, Range and Authorization, and the file bytes it sent."""
+
+    requests: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    bytes_sent: int = 0
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.bytes_sent = 0
+
+
+@dataclass
+class Server:
+    base: str
+    seen: Served
+
+
+def file_handler(directory: Path) -> Any:
+    """``GET /files/{name}``: the file, with Range support; 404 when there is none."""
+
+    async def file(request: web.Request) -> web.StreamResponse:
+        path = directory / request.match_info["name"]
+        if not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path)
+
+    return file
+
+
+@contextmanager
+def serving(app: web.Application, seen: Served) -> Iterator[Server]:
+    """Serve ``app`` on a free loopback port from a thread, recording what it answered in ``seen``."""
+
+    async def record(request: web.Request, response: web.StreamResponse) -> None:
+        seen.requests.append((request.path, request.headers.get("Range"), request.headers.get("Authorization")))
+        if request.path.startswith("/files/"):  # the media's bytes, not a redirect's few words
+            seen.bytes_sent += response.content_length or 0
+
+    app.on_response_prepare.append(record)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)  # its lines would quote the test URLs, secrets and all
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, name="preflight-server", daemon=True)
+    thread.start()
+    try:
+        yield Server(f"http://127.0.0.1:{port}", seen)
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
