@@ -1,7 +1,7 @@
 """The documentation site's code samples come from files a test runs, between well-formed markers.
 
 Every code sample of ``docs/`` is a ``literalinclude`` of an ``example_dags/`` file between ``[START name]``
-and ``[END name]`` comments, and ``tests/system/test_example_dags.py`` runs those files with ``dag.test()``. These
+and ``[END name]`` comments, and ``tests/system/test_example_*.py`` run those files with ``dag.test()``. These
 tests read the text only (no Sphinx, no Airflow): a sample that names a missing file or marker, Python
 written inline in a page, or a marker pair that is broken fails here, before ``make docs``.
 """

@@ -38,8 +38,8 @@ from tests.media import Served, Server, file_handler, make_video_dir, serving
 
 pytest.importorskip("av")
 
-# The operator's paths here do not differ between Airflow versions (tests/system/test_example_dags.py runs the
-# checks in a real dag.test() on every version): the default and the oldest Airflow, to keep CI within budget.
+# The operator's paths here do not differ between Airflow versions: the default and the oldest Airflow, to keep
+# CI within budget (tests/system/test_example_checks_before_upload.py runs the checks in a real dag.test()).
 pytestmark = only_on_airflow(MAKEFILE_AIRFLOW, "2.11.2", reason="version-independent: default and oldest Airflow")
 
 SIGNATURE = "5f1c" * 16
@@ -128,7 +128,7 @@ def test_a_video_that_meets_them_is_posted_with_the_figures_logged_and_in_xcom(
     assert measured["bytes_read"] < 0.02 * measured["size_bytes"]
     assert SIGNATURE not in str(measured)
     # Our own lines; the HTTP library's debug lines quote the URL, which Airflow's secrets masker redacts in a
-    # real task (the setter registers the signature): tests/system/test_example_dags.py runs one.
+    # real task (the setter registers the signature): tests/system/test_example_checks_before_upload.py runs one.
     ours = [r.getMessage() for r in all_logs.caplog.records if r.name.startswith(("airflow", "airflow_provider"))]
     assert any(m.startswith("Pre-flight checks passed: HTTP 206") for m in ours + all_logs.messages)
     assert not [m for m in ours if SIGNATURE in m]
