@@ -52,6 +52,7 @@ from airflow_provider_aiontheball.defaults import (
 from airflow_provider_aiontheball.polling import format_duration
 from airflow_provider_aiontheball.validation import (
     display_url,
+    hide_url_queries,
     hide_url_queries_in_http_logs,
     url_secrets,
     validate_integer,
@@ -89,7 +90,6 @@ _HTML_START = re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body|<\?xml[^>]*>
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*$", re.IGNORECASE)
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 # A query string inside a message (requests quotes "url: /path?X-Amz-Signature=..."), up to a space or quote.
-_QUERY = re.compile(r"\?[^\s'\")]+")
 
 
 @dataclass
@@ -704,7 +704,7 @@ class HTTPRangeFile(io.RawIOBase):
         (a redirect's target brings its own, unknown until it is followed)."""
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, "***")
-        return _QUERY.sub("?***", text)[:300]
+        return hide_url_queries(text)[:300]
 
     # -- file-like ----------------------------------------------------------------------------------
 

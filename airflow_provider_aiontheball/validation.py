@@ -185,15 +185,22 @@ def display_url(url: str) -> str:
     return head + ("?***" if "?" in url else "")
 
 
+_URL_QUERY = re.compile(r"\?[^\s'\")]+")
+
+
+def hide_url_queries(text: str) -> str:
+    """``text`` with the query of every URL in it replaced by ``***`` (``display_url``'s rule, for free text:
+    an HTTP library's messages and log lines quote whole URLs, a presigned one's signature included)."""
+    return _URL_QUERY.sub("?***", text)
+
+
 class _HideUrlQueries(logging.Filter):
-    """Cuts the query off every URL argument of a log record: urllib3's debug lines quote each request's
-    path and query, a presigned URL's signature included (``display_url``'s rule: a query is never shown)."""
+    """Hides the URL queries in every string argument of a log record: urllib3's debug lines quote each
+    request's path and query."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and any(isinstance(arg, str) and "?" in arg for arg in record.args):
-            record.args = tuple(
-                f"{arg.split('?', 1)[0]}?***" if isinstance(arg, str) and "?" in arg else arg for arg in record.args
-            )
+            record.args = tuple(hide_url_queries(arg) if isinstance(arg, str) else arg for arg in record.args)
         return True
 
 
