@@ -2,6 +2,7 @@
 #   make test                          lint + type check + every test on Airflow $(AIRFLOW_VERSION)
 #   make test AIRFLOW_VERSION=2.11.2   the same on Airflow 2
 #   make constraints                   regenerate the locks in constraints/ (on purpose; see below)
+#   make azurite                       the Azure Storage emulator (npm) for the object-storage tests (make test-airflow)
 #   make soak                          thousands of generated fault histories (make test runs a fast profile)
 #   make demo                          an end-to-end run against the bundled simulator (no token needed)
 #   make demo-events                   the event-driven example pair (AssetWatcher, Airflow 3) against the simulator
@@ -22,7 +23,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: test lint typecheck standalone test-airflow soak demo demo-events bench clean venv check-lock constraints \
-	e2e-distributed distributed-venv e2e-browser docs docs-browser
+	e2e-distributed distributed-venv e2e-browser docs docs-browser azurite
 
 # uv (from PyPI, into a venv of its own) creates the virtualenvs and installs into them.
 UV_VERSION := 0.13.10
@@ -82,7 +83,7 @@ standalone: $(STAMP)
 	$(BIN)/python -m pytest --tier standalone -n 2 $(PYTEST_ARGS)
 
 AIRFLOW_TIER_ARGS ?= -n 3 --dist loadfile
-test-airflow: $(STAMP)
+test-airflow: $(STAMP) azurite
 	$(BIN)/python -m pytest --tier airflow $(AIRFLOW_TIER_ARGS) $(PYTEST_ARGS)
 
 test: lint typecheck standalone test-airflow
@@ -132,6 +133,22 @@ docs-browser: docs
 		echo "SKIPPED make docs-browser: Chromium could not be installed on this machine (see above)."; \
 	fi
 
+# Azurite, the Azure Storage emulator (npm), for the Azure tests of videos in object storage
+# (tests/unit/test_sources.py starts it on a free loopback port). 3.35.0: the newest release whose engines accept
+# the Node.js 20 of Debian's nodejs package (3.36 asks for Node >= 21, 3.37 for >= 22). Without npm the tests that
+# need it skip, naming this target. The tests start it in memory, on loopback, with --disableTelemetry.
+AZURITE_VERSION := 3.35.0
+AZURITE := .azurite/node_modules/.bin/azurite-blob
+
+$(AZURITE):
+	@if command -v npm >/dev/null; then \
+		npm install --silent --no-audit --no-fund --prefix .azurite azurite@$(AZURITE_VERSION); \
+	else \
+		echo "SKIPPED make azurite: npm is not installed (apt-get install nodejs npm); the Azure tests will skip."; \
+	fi
+
+azurite: $(AZURITE)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
@@ -154,4 +171,4 @@ e2e-distributed: $(DIST_STAMP)
 	$(DIST_VENV)/bin/python scripts/e2e_distributed.py $(E2E_ARGS)
 
 clean:
-	rm -rf .venv-airflow-* .venv-distributed-* $(UV_VENV) build dist *.egg-info
+	rm -rf .venv-airflow-* .venv-distributed-* $(UV_VENV) .azurite build dist *.egg-info

@@ -26,11 +26,13 @@ No Airflow import, and ``requests`` and ``av`` are imported only when a check ru
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
+import logging
 import re
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -287,7 +289,7 @@ def _run(url: str, result: PreflightResult, options: _Options) -> None:
     http_checks = ("reachable", "content_type", "size", "container", *MEDIA_CHECKS)
     if not any(options.runs(name) for name in http_checks):
         return
-    with _anonymous_session() as session:
+    with _urllib3_logs_without_queries(), _anonymous_session() as session:
         reader = HTTPRangeFile(session, url, timeout=options.timeout, max_read_bytes=options.max_read_bytes)
         try:
             first = reader.open()
@@ -539,6 +541,28 @@ def media_failures(
 
 
 # -- HTTP -------------------------------------------------------------------------------------------
+
+
+class _QueryFilter(logging.Filter):
+    """Replaces the query of every URL in a log record's arguments with ``?***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_QUERY.sub("?***", arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+
+@contextlib.contextmanager
+def _urllib3_logs_without_queries() -> Iterator[None]:
+    """While a probe runs, urllib3's DEBUG line per request (``"GET /key?X-Amz-Signature=... HTTP/1.1" 206``) shows
+    no query: a presigned URL's signature would otherwise reach any handler that logs DEBUG, masked or not."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    scrub = _QueryFilter()
+    logger.addFilter(scrub)
+    try:
+        yield
+    finally:
+        logger.removeFilter(scrub)
 
 
 def _anonymous_session() -> requests.Session:
