@@ -26,16 +26,14 @@ No Airflow import, and ``requests`` and ``av`` are imported only when a check ru
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import io
-import logging
 import re
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from airflow_provider_aiontheball.defaults import (
     MAX_DOWNLOAD_REDIRECTS,
@@ -52,7 +50,13 @@ from airflow_provider_aiontheball.defaults import (
     VIDEO_REQUIRED_FPS,
 )
 from airflow_provider_aiontheball.polling import format_duration
-from airflow_provider_aiontheball.validation import display_url, url_secrets, validate_integer, validate_video_file_url
+from airflow_provider_aiontheball.validation import (
+    display_url,
+    hide_url_queries_in_http_logs,
+    url_secrets,
+    validate_integer,
+    validate_video_file_url,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -212,6 +216,7 @@ def check_video_url(
     timeout: tuple[float, float] = (PREFLIGHT_CONNECT_TIMEOUT, PREFLIGHT_READ_TIMEOUT),
     now: dt.datetime | None = None,
     field: str = "video_file_url",
+    on_secret: Callable[[str], None] | None = None,
 ) -> PreflightResult:
     """Check ``url`` as the API will see it and return what was measured.
 
@@ -226,6 +231,8 @@ def check_video_url(
     :param timeout: seconds to connect and to wait for each response.
     :param now: the current time (UTC), for tests; defaults to the clock.
     :param field: the task argument named in error messages.
+    :param on_secret: called with each secret part of the URL, and of every redirect target before it is
+        requested (a task passes Airflow's ``mask_secret``: the HTTP library's debug lines quote each URL).
     :raises VideoRequirementError: a requirement is not met (a ``ValueError``: no retry will change it).
     :raises PreflightUnavailableError: the server could not be asked; a retry may succeed.
     """
@@ -235,6 +242,9 @@ def check_video_url(
     if end_offset_seconds is not None:
         end_offset_seconds = validate_integer(end_offset_seconds, "end_offset_seconds")
     _known_checks(skip)
+    if on_secret is not None:
+        for secret in url_secrets(url):
+            on_secret(secret)
     started = time.monotonic()
     result = PreflightResult(url=display_url(url))
     result.skipped.update((name, "switched off") for name in CHECKS if name in skip)
@@ -249,6 +259,7 @@ def check_video_url(
         now=now,
         field=field,
         started=started,
+        on_secret=on_secret,
     )
     try:
         _run(url, result, options)
@@ -269,6 +280,7 @@ class _Options:
     now: dt.datetime | None
     field: str
     started: float
+    on_secret: Callable[[str], None] | None = None
 
     def runs(self, check: str) -> bool:
         return check not in self.skip
@@ -289,7 +301,7 @@ def _run(url: str, result: PreflightResult, options: _Options) -> None:
     http_checks = ("reachable", "content_type", "size", "container", *MEDIA_CHECKS)
     if not any(options.runs(name) for name in http_checks):
         return
-    with _urllib3_logs_without_queries(), _anonymous_session() as session:
+    with _anonymous_session(options.on_secret) as session:
         reader = HTTPRangeFile(session, url, timeout=options.timeout, max_read_bytes=options.max_read_bytes)
         try:
             first = reader.open()
@@ -543,33 +555,13 @@ def media_failures(
 # -- HTTP -------------------------------------------------------------------------------------------
 
 
-class _QueryFilter(logging.Filter):
-    """Replaces the query of every URL in a log record's arguments with ``?***``."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_QUERY.sub("?***", arg) if isinstance(arg, str) else arg for arg in record.args)
-        return True
-
-
-@contextlib.contextmanager
-def _urllib3_logs_without_queries() -> Iterator[None]:
-    """While a probe runs, urllib3's DEBUG line per request (``"GET /key?X-Amz-Signature=... HTTP/1.1" 206``) shows
-    no query: a presigned URL's signature would otherwise reach any handler that logs DEBUG, masked or not."""
-    logger = logging.getLogger("urllib3.connectionpool")
-    scrub = _QueryFilter()
-    logger.addFilter(scrub)
-    try:
-        yield
-    finally:
-        logger.removeFilter(scrub)
-
-
-def _anonymous_session() -> requests.Session:
+def _anonymous_session(on_secret: Callable[[str], None] | None = None) -> requests.Session:
     """A session that sends no credentials, even on redirects: the API downloads anonymously, and
     requests would otherwise add ``~/.netrc`` credentials (its ``trust_env``, kept for proxies and CA
-    bundles from the environment)."""
+    bundles from the environment). ``on_secret`` gets a redirect target's secrets before it is requested."""
     import requests
+
+    hide_url_queries_in_http_logs()
 
     class AnonymousSession(requests.Session):
         def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
@@ -579,6 +571,14 @@ def _anonymous_session() -> requests.Session:
     session.max_redirects = MAX_DOWNLOAD_REDIRECTS
     # Byte ranges of the file itself: a compressed answer would make them ranges of something else.
     session.headers["Accept-Encoding"] = "identity"
+    if on_secret is not None:
+
+        def mask_redirect_target(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+            if response.is_redirect:
+                for secret in url_secrets(urljoin(response.url, response.headers.get("Location", ""))):
+                    on_secret(secret)
+
+        session.hooks["response"].append(mask_redirect_target)
     return session
 
 

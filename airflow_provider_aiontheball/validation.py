@@ -11,6 +11,7 @@ strings of decimal digits (``"790"``), converted to ``int``. Booleans are never 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
@@ -182,6 +183,32 @@ def display_url(url: str) -> str:
     if sep and "@" in authority:
         head = f"{scheme}://***@{authority.rsplit('@', 1)[1]}{slash}{path}"
     return head + ("?***" if "?" in url else "")
+
+
+class _HideUrlQueries(logging.Filter):
+    """Cuts the query off every URL argument of a log record: urllib3's debug lines quote each request's
+    path and query, a presigned URL's signature included (``display_url``'s rule: a query is never shown)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(arg, str) and "?" in arg for arg in record.args):
+            record.args = tuple(
+                f"{arg.split('?', 1)[0]}?***" if isinstance(arg, str) and "?" in arg else arg for arg in record.args
+            )
+        return True
+
+
+#: The loggers of the HTTP library under requests that quote request URLs.
+_HTTP_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager")
+
+
+def hide_url_queries_in_http_logs() -> None:
+    """Make urllib3's log lines show URLs without their query, at every level; idempotent. Called before the
+    provider requests a URL that may be presigned (pre-flight checks, downloads): Airflow's secrets masker
+    covers what ``mask_secret`` registered, this also what a redirect or a log handler outside a task sees."""
+    for name in _HTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, _HideUrlQueries) for existing in logger.filters):
+            logger.addFilter(_HideUrlQueries())
 
 
 def _describe_url(url: str) -> str:

@@ -67,7 +67,7 @@ from airflow_provider_aiontheball.hooks._client import (
     safe_url,
     transport_error,
 )
-from airflow_provider_aiontheball.validation import url_secrets
+from airflow_provider_aiontheball.validation import hide_url_queries_in_http_logs, url_secrets
 
 if TYPE_CHECKING:
     import aiohttp
@@ -328,6 +328,8 @@ class AIOnTheBallHook(_AIOnTheBallHookBase):
         the token; every other answer is read up to ``max_response_bytes`` and interpreted."""
         import requests
 
+        if stream_to is not None:  # a download may be redirected to a signed URL, which urllib3 would log
+            hide_url_queries_in_http_logs()
         body = request.body_bytes()
         url, params, headers = settings.url(request.path), list(request.params) or None, None
         started = time.monotonic()

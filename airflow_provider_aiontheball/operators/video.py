@@ -276,6 +276,7 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
         self, body: dict[str, Any], checks: tuple[bool, tuple[str, ...]] | None, context: Context
     ) -> None:
         """The pre-flight checks (``preflight``), just before the POST: a requirement not met fails the task."""
+        from airflow_provider_aiontheball import _airflow
         from airflow_provider_aiontheball.exceptions import bad_input_fails_task
         from airflow_provider_aiontheball.preflight import check_video_url
 
@@ -290,6 +291,7 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
                 start_offset_seconds=body.get("start_offset_seconds"),
                 end_offset_seconds=body.get("end_offset_seconds"),
                 skip=skip,
+                on_secret=_airflow.mask_secret,  # a redirect target's signature too, in every log line
             )
         self._preflight_summary = result.summary()
         self.log.info("Pre-flight checks passed: %s", self._preflight_summary)

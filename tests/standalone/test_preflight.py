@@ -9,6 +9,7 @@ presigned-style URLs are served like any other.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 import sys
 from collections.abc import Iterator
@@ -480,3 +481,23 @@ def test_importing_the_module_imports_neither_requests_nor_pyav() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
     assert out.strip() == "[]"
+
+
+def test_no_log_line_at_any_level_quotes_the_signature(
+    server: Server, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """urllib3 logs every request's path and query at DEBUG, the redirect target's too: the query never shows."""
+    caplog.set_level(logging.DEBUG)
+    masked: list[str] = []
+
+    check_video_url(url(server, "match-11min.mp4", route="redirect"), on_secret=masked.append)
+
+    assert any("GET /files/match-11min.mp4?***" in record.getMessage() for record in caplog.records)
+    assert_no_secret(caplog.text)
+    assert SIGNATURE in masked
+
+    # A redirect to a target with a signature of its own: handed to the masker before it is requested.
+    with pytest.raises(PreflightUnavailableError):
+        check_video_url(f"{server.base}/redirect-to-closed-port", on_secret=masked.append)
+    assert TARGET_SIGNATURE in masked
+    assert TARGET_SIGNATURE not in caplog.text
