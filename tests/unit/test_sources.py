@@ -3,7 +3,7 @@ presigned at execute time with the store's connection, against real servers on l
 
 - S3: moto's server (``ThreadedMotoServer``) with a real MP4 uploaded, presigned through ``S3Hook`` and downloaded
   (moto does not verify signatures: what is checked is that the URL reads the object, its expiry and that nothing
-  leaks). Needs the amazon provider and moto (Airflow 2.11.2's lock; on 3.x they would move pins).
+  leaks). Needs the amazon provider and moto (in the 2.11.2 and 3.3.2 locks).
 - Azure: Azurite (``make azurite``) started per module, with a SAS the emulator checks (a tampered one is refused).
 - GCS: a V4 URL signed with a generated service-account key; no emulator verifies GCS signatures, so the test
   rebuilds the string that was signed and verifies the signature with the key's public half.
