@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import importlib.util
 import json
-import logging
 import socket
 import subprocess
 import threading
@@ -255,31 +254,13 @@ def s3_endpoint() -> Iterator[str]:
     """moto's S3 server on a free loopback port with the 11-minute match at s3://matches/season-2025/ajax-psv.mp4."""
     if not (installed("moto.server") and installed("boto3")):
         pytest.skip("moto[server] is not installed here")
-    import boto3
-    from moto.server import ThreadedMotoServer
+    from aib_harness.media import s3_server
 
-    # moto's access log (werkzeug's) quotes each URL, query and all: a storage server's own log, not ours, which
-    # the leak test would find. Off for the module, as tests/media.py's file server runs without one.
-    access_log = logging.getLogger("werkzeug")
-    level = access_log.level
-    access_log.setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        endpoint = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+    with s3_server() as server:
+        client = server.client()
         client.create_bucket(Bucket=BUCKET)
         client.upload_file(str(match_file()), BUCKET, KEY)
-        yield endpoint
-    finally:
-        server.stop()
-        access_log.setLevel(level)
+        yield server.endpoint
 
 
 @pytest.fixture
