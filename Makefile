@@ -2,8 +2,10 @@
 #   make test                          lint + type check + every test on Airflow $(AIRFLOW_VERSION)
 #   make test AIRFLOW_VERSION=2.11.2   the same on Airflow 2
 #   make constraints                   regenerate the locks in constraints/ (on purpose; see below)
+#   make azurite                       the Azure Storage emulator (npm) for the object-storage tests (make test-airflow)
 #   make soak                          thousands of generated fault histories (make test runs a fast profile)
 #   make demo                          an end-to-end run against the bundled simulator (no token needed)
+#   make demo-object-storage           the demo ingesting s3:// paths from a loopback S3 server, checked before upload
 #   make demo-events                   the event-driven example pair (AssetWatcher, Airflow 3) against the simulator
 #   make bench                         the benchmarks (see benchmarks/README.md)
 #   make e2e-browser                   the demo, then its UI checked in headless Chromium (screenshots)
@@ -21,8 +23,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test lint typecheck standalone test-airflow soak demo demo-events bench clean venv check-lock constraints \
-	e2e-distributed distributed-venv e2e-browser docs docs-browser
+.PHONY: test lint typecheck standalone test-airflow soak demo demo-object-storage demo-events bench clean venv check-lock constraints \
+	e2e-distributed distributed-venv e2e-browser docs docs-browser azurite
 
 # uv (from PyPI, into a venv of its own) creates the virtualenvs and installs into them.
 UV_VERSION := 0.13.10
@@ -82,7 +84,7 @@ standalone: $(STAMP)
 	$(BIN)/python -m pytest --tier standalone -n 2 $(PYTEST_ARGS)
 
 AIRFLOW_TIER_ARGS ?= -n 3 --dist loadfile
-test-airflow: $(STAMP)
+test-airflow: $(STAMP) azurite
 	$(BIN)/python -m pytest --tier airflow $(AIRFLOW_TIER_ARGS) $(PYTEST_ARGS)
 
 test: lint typecheck standalone test-airflow
@@ -102,6 +104,13 @@ demo: $(STAMP)
 # when the watcher's asset reports an analysis done. Needs Airflow 3 (exits with a message on Airflow 2).
 # Its own arguments, e.g. DEMO_EVENTS_ARGS='--poll-interval 10' (all of them: DEMO_EVENTS_ARGS=--help).
 DEMO_EVENTS_ARGS ?=
+
+# The demo ingesting from object storage: the matches are real MP4 files in moto's S3 server on loopback, given
+# as s3:// paths; the create operator presigns them through aws_default and checks each before its POST, and the
+# summary shows what the checks measured (scripts/demo.py --source s3). Needs the amazon provider and moto[server]
+# (in the 2.11.2 and 3.3.2 locks). DEMO_ARGS as for make demo.
+demo-object-storage: $(STAMP)
+	$(BIN)/python scripts/demo.py --source s3 $(DEMO_ARGS)
 
 demo-events: $(STAMP)
 	$(BIN)/python scripts/demo_events.py $(DEMO_EVENTS_ARGS)
@@ -132,6 +141,22 @@ docs-browser: docs
 		echo "SKIPPED make docs-browser: Chromium could not be installed on this machine (see above)."; \
 	fi
 
+# Azurite, the Azure Storage emulator (npm), for the Azure tests of videos in object storage
+# (tests/unit/test_sources.py starts it on a free loopback port). 3.35.0: the newest release whose engines accept
+# the Node.js 20 of Debian's nodejs package (3.36 asks for Node >= 21, 3.37 for >= 22). Without npm the tests that
+# need it skip, naming this target. The tests start it in memory, on loopback, with --disableTelemetry.
+AZURITE_VERSION := 3.35.0
+AZURITE := .azurite/node_modules/.bin/azurite-blob
+
+$(AZURITE):
+	@if command -v npm >/dev/null; then \
+		npm install --silent --no-audit --no-fund --prefix .azurite azurite@$(AZURITE_VERSION); \
+	else \
+		echo "SKIPPED make azurite: npm is not installed (apt-get install nodejs npm); the Azure tests will skip."; \
+	fi
+
+azurite: $(AZURITE)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
@@ -154,4 +179,4 @@ e2e-distributed: $(DIST_STAMP)
 	$(DIST_VENV)/bin/python scripts/e2e_distributed.py $(E2E_ARGS)
 
 clean:
-	rm -rf .venv-airflow-* .venv-distributed-* $(UV_VENV) build dist *.egg-info
+	rm -rf .venv-airflow-* .venv-distributed-* $(UV_VENV) .azurite build dist *.egg-info

@@ -8,4 +8,7 @@ layers, each importing only the ones before it:
 2. ``logs``: Airflow's task and trigger logs parsed; 3. ``report``: what a run did, printed;
 4. ``airflow``: a throwaway Airflow (:class:`~aib_harness.airflow.AirflowHarness`), a DAG run in it;
 5. ``distributed`` (PostgreSQL, Celery, fault drills) and ``browser`` (the UI in Chromium) build on them.
+
+Beside the layers, ``media``: real MP4 files (PyAV) and moto's S3 server, for ``make demo-object-storage`` and
+the tests.
 """

@@ -33,6 +33,7 @@ read-only SQLite query per poll works the same on both (the few columns read exi
 
 from __future__ import annotations
 
+import ast
 import atexit
 import contextlib
 import datetime as dt
@@ -85,7 +86,7 @@ from aib_harness.processes import (
     process_table,
     tail,
 )
-from aib_harness.report import PROGRESS_STATES, Deferral, RunReport, TaskReport
+from aib_harness.report import PROGRESS_STATES, Deferral, RunReport, TaskReport, task_label
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS_DIR = REPO_ROOT / "example_dags"
@@ -116,6 +117,21 @@ OPT_IN_EXAMPLES = frozenset({"example_aiontheball_event_driven.py"})
 def example_dag_files() -> tuple[Path, ...]:
     """The example DAG files every run copies (all but :data:`OPT_IN_EXAMPLES`)."""
     return tuple(sorted(p for p in EXAMPLE_DAGS_DIR.glob("*.py") if p.name not in OPT_IN_EXAMPLES))
+
+
+def example_matches() -> list[dict[str, Any]]:
+    """``DEFAULT_MATCHES`` of the match-ingestion example, read without importing Airflow."""
+    tree = ast.parse((EXAMPLE_DAGS_DIR / "example_aiontheball_match_ingestion.py").read_text())
+    for node in tree.body:
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == "DEFAULT_MATCHES"
+            and node.value is not None
+        ):
+            matches: list[dict[str, Any]] = ast.literal_eval(node.value)
+            return matches
+    raise LookupError("DEFAULT_MATCHES not found in the match-ingestion example DAG")
 
 
 @dataclass(frozen=True)
@@ -155,6 +171,9 @@ class HarnessConfig:
         time budget before the run ends.
     :param dag_env: extra environment for the Airflow processes (read by the DAG files when parsed).
     :param simulator_args: more flags for the simulator CLI (``--webhook-url URL``, ...). Default none.
+    :param preflight: the AI on the Ball connection's ``preflight`` extra: the create operator checks each video
+        before its POST. Off by default: the simulator never downloads the videos' URLs (the example's are not
+        real files); ``make demo-object-storage`` turns it on, its videos being real files in a loopback S3.
     :param ui: also serve the web UI on loopback (``ui_url``): Airflow 3's api-server with all its apps
         (no login: the simple auth manager makes everyone admin), Airflow 2's webserver (user ``admin``
         with a generated password, ``ui_password``). Off by default: running a DAG needs no UI.
@@ -173,6 +192,7 @@ class HarnessConfig:
     workdir: Path | None = None
     poll_seconds: float = 0.5
     fail_on_retry: bool = True
+    preflight: bool = False
     ui: bool = False
     dag_env: dict[str, str] = field(
         # The example waits for analyses with a 45 s minimum poll interval (right for real 2-6 h analyses);
@@ -326,13 +346,13 @@ class AirflowHarness:
         return {CONN_ENV: json.dumps(self.connection())}
 
     def connection(self) -> dict[str, object]:
-        """The AI on the Ball connection of the run: the simulator, which never downloads the videos' URLs,
-        so the create operator's pre-flight checks are off (extra ``preflight``)."""
+        """The AI on the Ball connection of the run: the simulator, the checks before upload as configured
+        (``HarnessConfig.preflight``)."""
         return {
             "conn_type": "aiontheball",
             "host": self.simulator_url,
             "password": self.api_token,
-            "extra": {"preflight": False},
+            "extra": {"preflight": self.config.preflight},
         }
 
     def _start_components(self) -> None:
@@ -702,10 +722,25 @@ class AirflowHarness:
             },
             requests=requests,
             videos=self._all_videos(),
+            preflight=self._preflight_figures(dag_id, run_id),
             transitions=dict(sorted(transitions.items(), key=lambda item: item[1][0][0])),
             workdir=self.workdir,
             process_logs=self.process_logs,
         )
+
+    def _preflight_figures(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+        """Task label -> the create operator's XCom ``preflight`` (what its checks before upload measured)."""
+        figures = {}
+        for task_id, map_index, value in self.query(
+            "SELECT task_id, map_index, value FROM xcom WHERE dag_id = ? AND run_id = ? AND key = 'preflight'",
+            (dag_id, run_id),
+        ):
+            # A JSON document on every version: text in Airflow 3's JSON column, UTF-8 bytes in Airflow 2's.
+            decoded = json.loads(value.decode() if isinstance(value, bytes) else value)
+            if isinstance(decoded, str):  # Airflow 3 on SQLite: the JSON column holds the document as a string
+                decoded = json.loads(decoded)
+            figures[task_label(task_id, map_index)] = decoded
+        return figures
 
     def _read_task_logs(self, dag_id: str, run_id: str, task: TaskReport) -> None:
         """Worker logs (attempt=N.log) and trigger logs (attempt=N.log.trigger.JOB.log) of one task

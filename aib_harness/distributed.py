@@ -39,13 +39,13 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aib_harness.airflow import AirflowHarness, HarnessConfig
-from aib_harness.logs import read_log_lines
+from aib_harness.logs import find_secrets, read_log_lines
 from aib_harness.processes import HarnessError, ManagedProcess, free_port, port_open, process_table
 from aib_harness.report import RunReport
 
@@ -90,21 +90,6 @@ def longest_gap(times: Sequence[float], start: float, end: float) -> float | Non
     ordered = sorted(times)
     gaps = [b - a for a, b in itertools.pairwise(ordered) if b >= start and a <= end]
     return max(gaps) if gaps else None
-
-
-def find_secrets(root: Path, secrets_: Iterable[str]) -> list[str]:
-    """Files under ``root`` that contain any of ``secrets_`` (as ``path: which``; the secret not shown)."""
-    needles = [(index, value.encode()) for index, value in enumerate(secrets_, start=1) if value]
-    found = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file():
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        found += [f"{path}: secret #{index}" for index, needle in needles if needle in data]
-    return found
 
 
 @dataclass(frozen=True)

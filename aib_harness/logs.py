@@ -76,6 +76,24 @@ def seconds_between(start: dt.datetime | None, end: dt.datetime | None) -> float
 # --------------------------------------------------------------------------------------------------
 
 
+def find_secrets(root: Path, secrets_: Iterable[str], patterns: Iterable[re.Pattern[bytes]] = ()) -> list[str]:
+    """Files under ``root`` that contain any of ``secrets_`` or match any of ``patterns`` (secrets whose value is
+    not known here, such as a signature made in a worker), as ``path: which``; the secret is not shown."""
+    needles = [(f"secret #{index}", value.encode()) for index, value in enumerate(secrets_, start=1) if value]
+    regexes = list(patterns)
+    found = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        found += [f"{path}: {which}" for which, needle in needles if needle in data]
+        found += [f"{path}: pattern {regex.pattern!r}" for regex in regexes if regex.search(data)]
+    return found
+
+
 @dataclass(frozen=True)
 class LogLine:
     time: dt.datetime

@@ -51,6 +51,11 @@ class Deferral:
         return seconds_between(self.deferred_at, self.trigger_fired_at)
 
 
+def task_label(task_id: str, map_index: int) -> str:
+    """``create_video[2]`` for a mapped task instance, ``create_video`` for an unmapped one."""
+    return task_id if map_index < 0 else f"{task_id}[{map_index}]"
+
+
 @dataclass
 class TaskReport:
     """One task instance (one map index) of the run."""
@@ -82,7 +87,7 @@ class TaskReport:
 
     @property
     def label(self) -> str:
-        return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
+        return task_label(self.task_id, self.map_index)
 
     @property
     def errors(self) -> list[str]:
@@ -116,6 +121,8 @@ class RunReport:
     transitions: dict[str, list[tuple[dt.datetime, str]]]
     workdir: Path
     process_logs: dict[str, Path]
+    #: task label -> the create operator's XCom ``preflight``: what its checks before upload measured.
+    preflight: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def duration(self) -> float | None:
@@ -220,6 +227,22 @@ def format_worker_starts(report: RunReport) -> list[str]:
     return out
 
 
+def format_preflight(report: RunReport) -> list[str]:
+    """The checks before upload, one line per create task: the URL as logged (no query) and the figures."""
+    if not report.preflight:
+        return []
+    out = [f"Checks before upload: {_plural(len(report.preflight), 'video')} checked, each before its POST"]
+    for label, figures in sorted(report.preflight.items(), key=lambda item: _label_order(item[0])):
+        out.append(f"  {label}: {figures.get('url')}")
+        out.append(f"    {figures.get('summary')}")
+    return out
+
+
+def _label_order(label: str) -> tuple[str, int]:
+    task_id, _, index = label.partition("[")
+    return task_id, int(index.rstrip("]") or -1)
+
+
 def format_summary(report: RunReport) -> str:
     """A short, readable summary of a run: tasks, deferrals, videos, API requests."""
     state = (report.state or "not found").upper()
@@ -311,6 +334,7 @@ def format_summary(report: RunReport) -> str:
                 [str(analysis["id"]), str(video["id"]), str(analysis.get("status")), str(polls[name]), seen(name)]
             )
         out += _table(rows, right_aligned={0, 1, 3})
+    out += format_preflight(report)
     endpoints = Counter(f"{r['method']} {ANY_ID.sub('/{id}', r['path'])}" for r in report.requests)
     out.append("API requests: " + ", ".join(f"{n} {endpoint}" for endpoint, n in endpoints.most_common()))
     return "\n".join(out)

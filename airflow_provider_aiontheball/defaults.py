@@ -166,3 +166,15 @@ PREFLIGHT_READ_TIMEOUT = 30.0
 #: Whether the create-video operator runs its pre-flight checks when neither the task (``preflight``) nor
 #: its connection (extra ``preflight``) says.
 DEFAULT_PREFLIGHT = True
+
+# -- videos in object storage (sources.py) ------------------------------------------------------------
+
+#: Seconds a presigned object-storage URL stays valid (the create operator's ``presign_expires_in``). The Videos
+#: page does not say when the API downloads after ``POST /videos`` (a queue, then hours of download for a long
+#: match at a slow rate): a day covers that with room, far past the pre-flight margin above, and still ends
+#: long before the week that S3 SigV4 and GCS V4 signatures allow at most.
+DEFAULT_PRESIGN_EXPIRES_IN = 24 * 3600
+#: The longest presigned URL: S3 SigV4 and GCS V4 signatures (and an Azure user-delegation key) last at most 7 days.
+MAX_PRESIGN_EXPIRES_IN = 7 * 24 * 3600
+#: An Azure SAS starts this many seconds before now: a storage server whose clock runs ahead still accepts it.
+SAS_START_SKEW_SECONDS = 300

@@ -185,6 +185,19 @@ class AIOnTheBallInputError(AIOnTheBallError, AirflowFailException, ValueError):
     """
 
 
+class AIOnTheBallMissingExtraError(AIOnTheBallError, AirflowFailException):
+    """An optional dependency the task needs is not installed (an object store's provider or filesystem
+    package); raised before any request. The message names the field, what is missing and the ``pip install``
+    that brings it. Derived from ``AirflowFailException``: no retry installs it.
+    """
+
+
+class AIOnTheBallSourceAccessError(AIOnTheBallError, AirflowFailException):
+    """The connection of a ``video_file_url`` in object storage cannot presign it (no credentials, or
+    credentials that cannot sign, or another account); raised before any request to the API, without retries.
+    """
+
+
 @contextmanager
 def bad_input_fails_task() -> Iterator[None]:
     """Turn the ``ValueError`` of a validation function into :class:`AIOnTheBallInputError`."""

@@ -27,6 +27,7 @@ __all__ = [
     "location_dataset",
     "results_lineage",
     "source_dataset",
+    "video_source_dataset",
 ]
 
 #: ``GET /analyses/{id}/events``: a JSON array of these (API docs §7).
@@ -116,6 +117,21 @@ def source_dataset(url: str) -> Dataset | None:
     if not parts.scheme or not parts.hostname:
         return None
     return _dataset(f"{parts.scheme.lower()}://{_authority(parts)}", parts.path or "/")
+
+
+def video_source_dataset(value: Any) -> Dataset | None:
+    """The dataset of a ``video_file_url``: an object-storage path (a string or an ``ObjectStoragePath``) is
+    the object itself (``s3://bucket`` and its key: never the presigned URL the task made of it), anything else
+    :func:`source_dataset`."""
+    from airflow_provider_aiontheball.sources import parse_source
+
+    try:
+        source = parse_source(value)
+    except ValueError:
+        return None
+    if source is not None:
+        return _dataset(source.namespace, source.key)
+    return source_dataset(value) if isinstance(value, str) else None
 
 
 def location_dataset(location: str, facets: dict[str, Any] | None = None) -> Dataset:
@@ -216,12 +232,13 @@ def _joined(output_path: str, filename: str) -> str:
 
 
 def create_video_lineage(task: Any) -> OperatorLineage:
-    """Input: the source video file (its URL without query string); output: the AIB video, once created.
+    """Input: the source video file (its URL without query string, or the object in storage); output: the AIB
+    video, once created.
 
     :param task: the ``AIOnTheBallCreateVideoOperator`` after ``execute``/``execute_complete`` (rendered
         ``video_file_url``; ``_lineage_id``, the created video's id, set where it became known).
     """
-    source = source_dataset(task.video_file_url)
+    source = video_source_dataset(task.video_file_url)
     video_id = _id_or_none(getattr(task, "_lineage_id", None))
     outputs = [_video(video_id, _host(task))] if video_id is not None else []
     return _lineage([source] if source is not None else [], outputs)

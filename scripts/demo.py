@@ -7,29 +7,52 @@ stopped and a summary is printed: tasks, deferrals, the worker starts of each ta
 wait costs in worker processes), videos and API requests. Exit code 0 only if the run succeeded and
 nothing was left running.
 
+With ``--source s3`` (``make demo-object-storage``) the matches' videos are real MP4 files (11 minutes,
+25 fps, tiny frames) in moto's S3 server on loopback: the run ingests ``s3://`` paths, which the create
+operator presigns through the ``aws_default`` connection, and checks each presigned URL before its POST (the
+connection's ``preflight`` extra on); the summary shows what those checks measured, and the demo fails if a
+video was posted unchecked.
+
 With ``--keep-running`` the web UI is served too, and after the run Airflow stays up (the UI's URL and
 how to log in are printed) until Ctrl-C stops everything. With ``--browser-check`` headless Chromium
 checks the UI after the run (``aib_harness/browser.py``; screenshots next to the logs).
 
-    python scripts/demo.py [--conf '{"cleanup": true}'] [--workdir DIR] [--timeout SECONDS] [--keep-running]
+    python scripts/demo.py [--source s3] [--conf '{"cleanup": true}'] [--workdir DIR] [--timeout SECONDS]
+                           [--keep-running] [--browser-check]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import re
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aib_harness.airflow import AirflowHarness, HarnessConfig, run_in
+from aib_harness.airflow import AirflowHarness, HarnessConfig, example_matches, run_in
+from aib_harness.logs import find_secrets
 from aib_harness.report import RunReport, format_summary
+
+#: A presigned URL's signature in clear (SigV4: 64 hex digits); masked it reads ``X-Amz-Signature=***`` or ``?***``.
+SIGNATURE_IN_CLEAR = re.compile(rb"X-Amz-Signature=[0-9a-f]{64}")
+#: The bucket of ``--source s3``; each match's video is at ``s3://BUCKET/season-2025/<its file name>``.
+BUCKET = "aib-demo-matches"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--source",
+        choices=("https", "s3"),
+        default="https",
+        help="https: the example's public URLs (the simulator downloads nothing); s3: real MP4s in a loopback S3 "
+        "server, presigned and checked before upload (default %(default)s)",
+    )
     parser.add_argument("--conf", default=None, help="run conf as JSON, e.g. '{\"cleanup\": true}'")
     parser.add_argument(
         "--workdir",
@@ -81,9 +104,43 @@ def _keep_running(harness: AirflowHarness) -> None:
         print("\nCtrl-C: stopping…", flush=True)
 
 
+@contextlib.contextmanager
+def _s3_matches(progress: Any) -> Iterator[tuple[list[dict[str, Any]], dict[str, str], str]]:
+    """moto's S3 server with the example's matches as real MP4 files: the matches with ``s3://`` paths, the
+    ``aws_default`` connection (JSON in its environment variable) the create operator signs with, its secret."""
+    from aib_harness.media import match_video, s3_server
+
+    progress("Making the match video (11 min, 25 fps; cached) and starting moto's S3 server on loopback…")
+    video = match_video()
+    with s3_server() as server:
+        client = server.client()
+        client.create_bucket(Bucket=BUCKET)
+        matches = []
+        for match in example_matches():
+            key = "season-2025/" + match["video_file_url"].rsplit("/", 1)[-1]
+            client.upload_file(str(video), BUCKET, key)
+            matches.append({**match, "video_file_url": f"s3://{BUCKET}/{key}"})
+        progress(f"Uploaded {len(matches)} videos of {video.stat().st_size} bytes to s3://{BUCKET}/season-2025/.")
+        yield matches, {"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(server.connection())}, server.secret_key
+
+
+def _unchecked(report: RunReport) -> list[str]:
+    """Create tasks that succeeded without pre-flight figures (``--source s3`` asks for them all)."""
+    return [
+        task.label
+        for task in report.tasks_named("create_video")
+        if task.state == "success" and "summary" not in report.preflight.get(task.label, {})
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        return _main(parser, args, stack)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     try:
         extra_conf = json.loads(args.conf or "{}")
     except ValueError as exc:
@@ -91,17 +148,30 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(extra_conf, dict):
         parser.error("--conf must be a JSON object")
     started = time.monotonic()
+
+    def progress(line: str) -> None:
+        print(line, flush=True)
+
+    source_conf: dict[str, Any] = {}
+    source_env: dict[str, str] = {}
+    secrets: list[str] = []
+    if args.source == "s3":
+        matches, source_env, aws_secret = stack.enter_context(_s3_matches(progress))
+        source_conf = {"matches": matches}
+        secrets.append(aws_secret)
     harness = AirflowHarness(
         HarnessConfig(
             workdir=args.workdir,
             timeout=args.timeout,
             video_step_seconds=args.video_step_seconds,
+            preflight=args.source == "s3",
+            dag_env=HarnessConfig().dag_env | source_env,
             ui=args.keep_running or args.browser_check,
         ),
-        progress=lambda line: print(line, flush=True),
+        progress=progress,
     )
     # Results go into the throwaway directory, not the example's default (/tmp/aiontheball/results).
-    conf: dict[str, Any] = {"output_path": str(harness.workdir / "results")} | extra_conf
+    conf: dict[str, Any] = {"output_path": str(harness.workdir / "results")} | source_conf | extra_conf
     report: RunReport | None = None
     browser_failures: list[str] = []
 
@@ -133,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if browser_failures:
         print("\nThe UI check failed:\n  " + "\n  ".join(browser_failures), file=sys.stderr)
+        return 1
+    if args.source == "s3" and (unchecked := _unchecked(report)):
+        print(f"\nPosted without checks before upload: {', '.join(unchecked)}", file=sys.stderr)
+        return 1
+    # The token, the storage's secret key and the presigned URLs' signatures: in no log, config or DB file.
+    if leaks := find_secrets(harness.workdir, [harness.config.token, *secrets], [SIGNATURE_IN_CLEAR]):
+        print("\nSecrets in the run's files:\n  " + "\n  ".join(leaks), file=sys.stderr)
         return 1
     if report.state != "success":
         print(f"\nThe run did not succeed (run state: {report.state}); see the errors above.", file=sys.stderr)

@@ -25,7 +25,7 @@ PYTHON_VERSION = "3.11"
 PLATFORM = "x86_64-unknown-linux-gnu"
 #: The extras each kind of venv installs; one lock per venv, so `make venv` syncs it whole.
 EXTRAS = {
-    "airflow": ("test", "openlineage", "media", "browser", "bench", "docs"),
+    "airflow": ("test", "openlineage", "media", "browser", "bench", "docs", "storage-test"),
     "distributed": ("test",),
 }
 

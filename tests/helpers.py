@@ -291,3 +291,21 @@ def xcom_value(dag_run: Any, task_id: str, key: str, map_index: int = -1) -> Any
             return None
         value = row.value
         return json.loads(value) if isinstance(value, str) else value
+
+
+def stored_text(dag_id: str) -> str:
+    """Everything the metadata DB holds for a DAG's run: rendered fields, XComs, trigger rows."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.trigger import Trigger
+    from airflow.utils.session import create_session
+
+    try:
+        from airflow.models.xcom import XComModel as XComRow  # Airflow 3
+    except ImportError:
+        from airflow.models.xcom import XCom as XComRow  # type: ignore[assignment]
+    with create_session() as session:
+        rendered = [r.rendered_fields for r in session.query(RenderedTaskInstanceFields).filter_by(dag_id=dag_id)]
+        xcoms = [str(x.value) for x in session.query(XComRow).filter_by(dag_id=dag_id)]
+        triggers = [str(t.kwargs) for t in session.query(Trigger)]
+    assert rendered, "the probe needs the rendered fields to have been stored"
+    return json.dumps(rendered, default=str) + "\n".join(xcoms) + "\n".join(triggers)

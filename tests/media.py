@@ -1,4 +1,4 @@
-"""Real video files for the pre-flight tests, made with PyAV, and a loopback file server with real Range
+"""Real video files for the pre-flight tests, made with PyAV (``aib_harness/media.py``), and a loopback file server with real Range
 support (aiohttp's FileResponse). Imports no Airflow: the standalone and the Airflow tiers both use it.
 
 The files are made once per machine (cached in the temp dir under a name that carries PyAV's version and
@@ -9,8 +9,6 @@ only the resolution or frame rate matters: a few seconds to make them all, nothi
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,24 +18,11 @@ from typing import Any
 
 from aiohttp import web
 
-#: Bump when a recipe below changes: the cached files are then made again.
-RECIPES_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Recipe:
-    fmt: str
-    width: int
-    height: int
-    fps: int
-    seconds: int
-    noise: bool = False
-    options: dict[str, str] = field(default_factory=dict)
-
+from aib_harness.media import MATCH_RECIPE, Recipe, make_video, video_cache_dir
 
 RECIPES = {
     # Long files: tiny frames of noise (a realistic share of index to media data), 25 fps.
-    "match-11min.mp4": Recipe("mp4", 64, 36, 25, 660, noise=True),  # index (moov) at the end: PyAV's default
+    "match-11min.mp4": MATCH_RECIPE,  # index (moov) at the end: PyAV's default
     "match-9min.mp4": Recipe("mp4", 64, 36, 25, 540, noise=True, options={"movflags": "faststart"}),
     # One second each: only the resolution, the frame rate or the container matters.
     "full-hd.mp4": Recipe("mp4", 1920, 1080, 25, 1),
@@ -48,34 +33,9 @@ RECIPES = {
 }
 
 
-def make_video(path: Path, recipe: Recipe) -> None:
-    """Encode ``recipe`` into ``path`` (MPEG-4 Part 2: built into every FFmpeg, fast), atomically."""
-    import av
-
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with av.open(str(partial), "w", format=recipe.fmt, options=recipe.options) as container:
-        stream = container.add_stream("mpeg4", rate=recipe.fps)
-        stream.width, stream.height, stream.pix_fmt = recipe.width, recipe.height, "yuv420p"
-        frames = []
-        for _ in range(8):  # a few distinct frames, cycled: encoding cost without generating every frame
-            frame = av.VideoFrame(recipe.width, recipe.height, "yuv420p")
-            for plane in frame.planes:
-                plane.update(os.urandom(plane.buffer_size) if recipe.noise else bytes(plane.buffer_size))
-            frames.append(frame)
-        for index in range(recipe.fps * recipe.seconds):
-            frame = frames[index % len(frames)]
-            frame.pts = index
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    partial.replace(path)  # two xdist workers may make the same file: the last rename wins, both whole
-
-
 def make_video_dir() -> Path:
     """The generated files, plus an HTML page, an HTML page named .mp4, an empty file and a truncated MP4."""
-    import av
-
-    directory = Path(tempfile.gettempdir()) / f"aib-preflight-videos-av{av.__version__}-r{RECIPES_VERSION}"
-    directory.mkdir(exist_ok=True)
+    directory = video_cache_dir()
     for name, recipe in RECIPES.items():
         if not (directory / name).exists():
             make_video(directory / name, recipe)

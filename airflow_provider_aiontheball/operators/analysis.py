@@ -333,7 +333,8 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
 
     Without ``output_path`` the task returns ``{name: result}`` (XCom: keep it to small results).
     With ``output_path`` — a local directory or an object-storage URI such as ``s3://bucket/prefix``
-    (any ``ObjectStoragePath`` scheme) — each result is written to
+    (any ``ObjectStoragePath`` scheme; on S3, GCS or Azure its filesystem package, ``s3fs``, ``gcsfs`` or
+    ``adlfs``, is checked for before the first request) — each result is written to
     ``analysis_<id>_<name>.<json|parquet>`` there and the task returns ``{name: path}``. Each file is
     written under a temporary name beside it (``<name>.<random>.part``) and moved into place only when
     complete: a failed or interrupted task leaves nothing under the final name (an earlier complete file
@@ -422,6 +423,10 @@ class AIOnTheBallAnalysisResultsOperator(AIOnTheBallBaseOperator):
 
         with bad_input_fails_task():
             analysis_id, video_id, names, query = self._validated()
+        if self.output_path and "://" in str(self.output_path):
+            from airflow_provider_aiontheball.sources import require_filesystem
+
+            require_filesystem(self.output_path)  # s3fs, gcsfs, adlfs: missing, it fails before any request
         analysis = self._require_done(analysis_id, video_id)
         self._result_facts: dict[str, dict[str, Any]] = {}  # filled by _fetch, for the asset events
         fetched: dict[str, Any] = {}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 # it would add to every DAG-file parse (benchmarks/README.md, "DAG-parse cost").
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_CONN_ID,
+    DEFAULT_PRESIGN_EXPIRES_IN,
     DEFAULT_VIDEO_WAIT_TIMEOUT,
     STATE_KEY_VIDEO,
     XCOM_GAME_NAME,
@@ -29,12 +30,14 @@ from airflow_provider_aiontheball.links.video import AIOnTheBallVideoLink, push_
 from airflow_provider_aiontheball.operators._base import AIOnTheBallBaseOperator, CreateTask
 
 if TYPE_CHECKING:
+    import datetime
     from collections.abc import Callable
 
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_aiontheball.deadlines import DeferralLimit
     from airflow_provider_aiontheball.operators._base import CreationWindow
+    from airflow_provider_aiontheball.sources import ObjectSource
     from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
 
 #: Fields of a request that the documented ``GET /videos`` items show, so a video can be recognised by.
@@ -55,7 +58,8 @@ def _same_value(name: str, listed: Any, submitted: Any) -> bool:
 
 
 class AIOnTheBallCreateVideoOperator(CreateTask):
-    """Create an AI on the Ball video from a public URL, and optionally wait until it is ``available``.
+    """Create an AI on the Ball video from a public URL or a file in object storage (S3, GCS, Azure Blob
+    Storage, presigned at execute time), and optionally wait until it is ``available``.
 
     As soon as the POST succeeds the task pushes XCom ``video_id`` and ``game_name``, so downstream
     sensors, the extra link and clean-up tasks work even if a later wait fails. It returns the video
@@ -75,7 +79,17 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
     Every request field is templated and validated after rendering, before any request: a bad value
     fails the task at once (no retries) with a message naming the field.
 
-    :param video_file_url: public http(s) URL of the MP4 (the API downloads it). Required.
+    :param video_file_url: where the API downloads the MP4 from: a public http(s) URL, or a path in object
+        storage — ``s3://bucket/key``, ``gs://bucket/key``, ``abfs://container/path`` (also ``s3a``, ``gcs``,
+        ``abfss``, ``az``, ``wasb(s)://container@account.blob.core.windows.net/path``) or an ``ObjectStoragePath``
+        — which the task presigns at execute time with ``source_conn_id`` (docs: "Videos in object storage").
+        Required.
+    :param source_conn_id: the Airflow connection that presigns an object-storage ``video_file_url``. Default: the
+        one the path names (``ObjectStoragePath.conn_id``, ``s3://conn_id@bucket/key``), else the store's
+        conventional id: ``aws_default``, ``google_cloud_default``, ``wasb_default``.
+    :param presign_expires_in: how long the presigned URL stays valid, in seconds or as a ``timedelta``: the API
+        downloads the video some time after the POST (when is not documented). More than the pre-flight margin
+        (15 minutes), at most 7 days (the longest S3 and GCS signatures). Default 24 hours.
     :param title: display title. Default: none.
     :param home_team_name: home team name (labels in the summary and queries). Default: none.
     :param away_team_name: away team name. Default: none.
@@ -145,6 +159,8 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
         left_start_team: str | None = None,
         wait_for_available: bool = False,
         preflight: bool | Mapping[str, bool] | None = None,
+        source_conn_id: str | None = None,
+        presign_expires_in: int | datetime.timedelta = DEFAULT_PRESIGN_EXPIRES_IN,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -158,6 +174,8 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
         self.left_start_team = left_start_team
         self.wait_for_available = wait_for_available
         self.preflight = preflight
+        self.source_conn_id = source_conn_id
+        self.presign_expires_in = presign_expires_in
         self._preflight_summary: str | None = None
 
     @property
@@ -175,11 +193,9 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
         # Mask the URL's secret parts on every assignment, so on every rendering path (mapped tasks too):
         # docs/internals.md, "Masking a presigned URL".
         if isinstance(value, str) and ("?" in value or "@" in value):
-            from airflow_provider_aiontheball import _airflow
-            from airflow_provider_aiontheball.validation import url_secrets
+            from airflow_provider_aiontheball.sources import mask_url_secrets
 
-            for secret in url_secrets(value):
-                _airflow.mask_secret(secret)
+            mask_url_secrets(value)
         self._video_file_url = value
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -188,10 +204,22 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
         from airflow_provider_aiontheball.validation import video_create_body
 
         reserve_link_xcom(context)
+        fields = self.request_fields
         with bad_input_fails_task():
-            body = video_create_body(self.request_fields)
+            source = self._object_source()
+            if source is not None:  # every other field first: nothing is signed for a task that cannot run
+                video_create_body({**fields, "video_file_url": "https://presigned.invalid/"})
             checks = None if self.preflight is None else checks_from(self.preflight)
-        video = self._create_once(body, context, before_post=lambda: self._check_before_upload(body, checks, context))
+        if source is not None:
+            fields["video_file_url"] = self._presign(source)
+        with bad_input_fails_task():
+            body = video_create_body(fields)
+        video = self._create_once(
+            body,
+            context,
+            before_post=lambda: self._check_before_upload(body, checks, context),
+            source=source,
+        )
         video_id = int(video["id"])
         ti = context["ti"]
         ti.xcom_push(key=XCOM_VIDEO_ID, value=video_id)
@@ -215,6 +243,32 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
         if not assets.wants_asset_events(self):
             return
         assets.emit_match_events(self, context, "video", video=video, submitted=submitted)
+
+    # -- a video in object storage (sources.py) ----------------------------------------------------
+
+    def _object_source(self) -> ObjectSource | None:
+        """The rendered ``video_file_url`` as an object-storage path (``None`` for an http(s) URL), with the
+        presign arguments validated; a ``ValueError`` naming the field otherwise."""
+        if isinstance(self.video_file_url, str) and self.video_file_url.strip().lower().startswith(("http:", "https:")):
+            return None  # no import of sources.py for the common case
+        from airflow_provider_aiontheball.sources import parse_source, resolve_conn_id, validate_expires_in
+
+        source = parse_source(self.video_file_url)
+        if source is not None:
+            validate_expires_in(self.presign_expires_in)
+            resolve_conn_id(source, self.source_conn_id)
+        return source
+
+    def _presign(self, source: ObjectSource) -> str:
+        """A URL the API can download ``source`` from, signed with the store's connection; masked at once."""
+        from airflow_provider_aiontheball.sources import presign, resolve_conn_id, validate_expires_in
+
+        return presign(
+            source,
+            resolve_conn_id(source, self.source_conn_id),
+            validate_expires_in(self.presign_expires_in),
+            log=self.log,
+        )
 
     # -- exactly-once create (operators/_create.py) ----------------------------------------------
 
@@ -264,9 +318,14 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
             raise AIOnTheBallTerminalError(f"{error} Pre-flight measured before the upload: {summary}.") from error
 
     def _create_once(
-        self, body: dict[str, Any], context: Context, before_post: Callable[[], None] = lambda: None
+        self,
+        body: dict[str, Any],
+        context: Context,
+        before_post: Callable[[], None] = lambda: None,
+        source: ObjectSource | None = None,
     ) -> dict[str, Any]:
-        """POST the video, or return the one an earlier attempt of this task created."""
+        """POST the video, or return the one an earlier attempt of this task created. ``source``: the object
+        ``body``'s URL was presigned from, which names the file in the fingerprint."""
         from airflow_provider_aiontheball.exceptions import AIOnTheBallNotFoundError
         from airflow_provider_aiontheball.operators._create import CreateSpec, create_exactly_once
         from airflow_provider_aiontheball.statuses import VIDEO_STATUSES
@@ -290,8 +349,12 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
             vocabulary=VIDEO_STATUSES,
             state_key=STATE_KEY_VIDEO,
             claim_key=XCOM_VIDEO_ID,
-            # A URL presigned at render time has a new signature at every try: the same file all the same.
-            request={**body, "video_file_url": url_identity(body["video_file_url"])},
+            # A URL presigned at render time, or by this task from an object path, has a new signature at every
+            # try: the same file all the same.
+            request={
+                **body,
+                "video_file_url": source.uri if source is not None else url_identity(body["video_file_url"]),
+            },
             fields=tuple(body),
             conn_id=self.aiontheball_conn_id,
             post=lambda: self.hook.create_video(**body),
@@ -319,7 +382,7 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
             video.get("id"),
             video.get("game_name"),
             video.get("status"),
-            display_url(body["video_file_url"]),
+            source.uri if source is not None else display_url(body["video_file_url"]),
         )
         self._lineage_id = video.get("id")  # for get_openlineage_facets_on_complete
         return video

@@ -4,6 +4,7 @@ with the provider's trigger log line. The drills themselves run in real processe
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import pytest
@@ -12,11 +13,11 @@ from aib_harness.distributed import (
     DEADLINE_LINE,
     STATUS_AFTER_START,
     Check,
-    find_secrets,
     format_figures,
     longest_gap,
     match_conf,
 )
+from aib_harness.logs import find_secrets
 from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
 from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
 from airflow_provider_aiontheball.waiting import utc_timestamp
@@ -59,6 +60,18 @@ def test_find_secrets_names_the_file_not_the_secret(tmp_path):
     found = find_secrets(tmp_path, ["s3cr3t-token", ""])
     assert found == [f"{tmp_path / 'logs' / 'deep' / 'attempt=1.log'}: secret #1"]
     assert "s3cr3t" not in " ".join(found)
+
+
+def test_find_secrets_finds_a_signature_in_clear_by_its_pattern(tmp_path):
+    signature = "ab12" * 16
+    (tmp_path / "task.log").write_text(f"GET /matches/a.mp4?X-Amz-Date=20261208T000000Z&X-Amz-Signature={signature}\n")
+    (tmp_path / "masked.log").write_text("GET /matches/a.mp4?X-Amz-Signature=*** and /matches/b.mp4?***\n")
+    pattern = re.compile(rb"X-Amz-Signature=[0-9a-f]{64}")
+
+    found = find_secrets(tmp_path, [], [pattern])
+
+    assert found == [f"{tmp_path / 'task.log'}: pattern {pattern.pattern!r}"]
+    assert signature not in " ".join(found)
 
 
 def test_matches_have_distinct_urls_and_titles():

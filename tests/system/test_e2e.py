@@ -16,22 +16,20 @@ task log shows the deferral and the resumption but never the trigger firing.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from aib_harness.airflow import (
-    EXAMPLE_DAGS_DIR,
     MATCH_INGESTION_DAG_ID,
     AirflowHarness,
     HarnessConfig,
     example_dag_files,
+    example_matches,
 )
 from aib_harness.logs import FIRED_MARK, status_observations
 from aib_harness.processes import HarnessError, group_members, marked_processes, process_table
@@ -45,21 +43,6 @@ ENDED_IN_TRIGGERER = "the task succeeds here, in the triggerer"
 
 #: A fresh token per session: the test checks it never reaches a log.
 TOKEN = f"e2e-token-{secrets.token_hex(6)}"
-
-
-def default_matches() -> list[dict[str, Any]]:
-    """``DEFAULT_MATCHES`` of the example DAG, read without importing Airflow."""
-    tree = ast.parse((EXAMPLE_DAGS_DIR / "example_aiontheball_match_ingestion.py").read_text())
-    for node in tree.body:
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and node.target.id == "DEFAULT_MATCHES"
-            and node.value is not None
-        ):
-            matches: list[dict[str, Any]] = ast.literal_eval(node.value)
-            return matches
-    raise AssertionError("DEFAULT_MATCHES not found in the example DAG")
 
 
 #: A wait started in the triggerer (Airflow 3.3+ only; ``task_start``), run in the same deployment.
@@ -111,7 +94,7 @@ def test_the_dag_run_succeeded(e2e: E2ERun) -> None:
     assert {"create_video", "wait_for_video", "summarize_video"} <= mapped, states
     for task_id in mapped:
         tasks = report.tasks_named(task_id)
-        assert [t.map_index for t in tasks] == list(range(len(default_matches()))), states
+        assert [t.map_index for t in tasks] == list(range(len(example_matches()))), states
         assert {t.state for t in tasks} == {"success"}, states
     assert {t.state for t in report.tasks_named("delete_video")} == {"skipped"}, "cleanup is off by default"
     assert {t.state for t in report.tasks} == {"success", "skipped"}, states
@@ -125,7 +108,7 @@ def test_each_sensor_waited_in_the_triggerer_and_ended_there(e2e: E2ERun) -> Non
     assert triggerers, "the job table has no TriggererJob: the triggerer never ran"
     deferred = {task.label for task in report.deferred_tasks}
     sensors = {task.label for task in report.tasks_named("wait_for_video")}
-    assert len(sensors) == len(default_matches())
+    assert len(sensors) == len(example_matches())
     assert sensors <= deferred, "every video sensor deferred (the videos take seconds to prepare)"
     for task in report.deferred_tasks:  # the video and analysis sensors
         label = task.label
@@ -197,7 +180,7 @@ def test_a_wait_started_in_the_triggerer_needs_no_worker_at_all(e2e: E2ERun) -> 
 
 def test_the_simulator_received_the_expected_requests(e2e: E2ERun) -> None:
     report = e2e.report
-    matches = default_matches()
+    matches = example_matches()
     assert report.requests, "the simulator logged no request"
     assert {r["token_org"] for r in report.requests} == {"org-1"}, "every request carried the connection's token"
     assert [r for r in report.requests if r["status"] is None or r["status"] >= 400] == []

@@ -44,6 +44,7 @@ from tests.helpers import (
     connection_json,
     inject,
     states,
+    stored_text,
     task_context,
     write_dag,
 )
@@ -94,24 +95,6 @@ LEAK_TASKS = {
 }
 
 
-def _stored_text(dag_id: str) -> str:
-    """Everything the metadata DB holds for a DAG's run: rendered fields, XComs, trigger rows."""
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields
-    from airflow.models.trigger import Trigger
-    from airflow.utils.session import create_session
-
-    try:
-        from airflow.models.xcom import XComModel as XComRow  # Airflow 3
-    except ImportError:
-        from airflow.models.xcom import XCom as XComRow  # type: ignore[assignment]
-    with create_session() as session:
-        rendered = [r.rendered_fields for r in session.query(RenderedTaskInstanceFields).filter_by(dag_id=dag_id)]
-        xcoms = [str(x.value) for x in session.query(XComRow).filter_by(dag_id=dag_id)]
-        triggers = [str(t.kwargs) for t in session.query(Trigger)]
-    assert rendered, "the probe needs the rendered fields to have been stored"
-    return json.dumps(rendered, default=str) + "\n".join(xcoms) + "\n".join(triggers)
-
-
 @pytest.mark.simulator(echo_submitted_fields=True)  # the worst case: a server that echoes the URL back
 @pytest.mark.parametrize("shape", sorted(LEAK_TASKS))
 def test_a_presigned_signature_never_reaches_logs_rendered_fields_or_xcom(
@@ -127,7 +110,7 @@ def test_a_presigned_signature_never_reaches_logs_rendered_fields_or_xcom(
     assert set(states(dag_run).values()) == {"success"}
     posted = {r["body"]["video_file_url"] for r in api_requests(aiontheball_conn, "POST", "/videos")}
     assert posted == ({rendered, literal} if shape == "mapped" else {rendered}), "the API still gets the full URLs"
-    stored = _stored_text(dag.dag_id)
+    stored = stored_text(dag.dag_id)
     # Every log line as written (Airflow 3's own DEBUG line "Sending request MaskSecret(value=...)" of its
     # task-runner protocol carries the secret as a structured field, never in a message: not ours).
     logged = "\n".join(all_logs.messages) + all_logs.caplog.text

@@ -49,6 +49,7 @@ NOT_AT_PARSE = (
     "airflow_provider_aiontheball.exceptions",
     "airflow_provider_aiontheball.operators._create",
     "airflow_provider_aiontheball.openlineage",
+    "airflow_provider_aiontheball.sources",
     "airflow.providers.common.compat.sdk",
     # The [openlineage] extra: imported only when the OpenLineage listener asks an operator for its lineage.
     "airflow.providers.openlineage",
