@@ -78,12 +78,13 @@ typecheck: $(STAMP)
 
 # Two tiers (tests/tiers.py): tests/standalone imports no Airflow and runs once, on both cores; the rest
 # runs on every Airflow version, in three xdist workers (most of its time is waiting on simulated videos
-# and analyses; a module's tests stay in one worker, so a real-Airflow run starts once).
+# and analyses; a module's tests stay in one worker, so a real-Airflow run starts once). The files go out in
+# the order tests/tiers.py sorts them, the real-Airflow runs first (--no-loadscope-reorder keeps that order).
 # pytest exits 5 when it collects nothing: make fails on it like any error.
 standalone: $(STAMP)
 	$(BIN)/python -m pytest --tier standalone -n 2 $(PYTEST_ARGS)
 
-AIRFLOW_TIER_ARGS ?= -n 3 --dist loadfile
+AIRFLOW_TIER_ARGS ?= -n 3 --dist loadfile --no-loadscope-reorder
 test-airflow: $(STAMP) azurite
 	$(BIN)/python -m pytest --tier airflow $(AIRFLOW_TIER_ARGS) $(PYTEST_ARGS)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.abc
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if standalone in item.path.parents:
             item.add_marker(pytest.mark.standalone)
-    # The real-Airflow runs (minutes, mostly waiting) first: under xdist they then overlap the short tests
-    # instead of starting last and running alone. A stable sort: the same order in every worker.
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+    # The order xdist hands files out in (the Makefile passes --no-loadscope-reorder, which keeps it): the
+    # real-Airflow runs first (minutes each, mostly waiting), each to its own worker, where they overlap the
+    # rest; then the files with the most tests, as xdist's own reordering would. With xdist's reordering, the
+    # e2e files (a few tests each) came last and ran back to back on one worker, alone: the tail of every leg.
+    # A stable sort of a deterministic key: the same order in every worker.
+    per_file = Counter(item.path for item in items)
+    items.sort(key=lambda item: (item.get_closest_marker("e2e") is None, -per_file[item.path], str(item.path)))
