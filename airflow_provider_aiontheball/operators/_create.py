@@ -68,8 +68,9 @@ class CreateSpec:
     :param server_clock: the API server's clock, from the ``Date`` of the hook's responses.
     :param describe: short text for logs, e.g. ``"video 790 (swift-eagle-43)"``.
     :param ambiguity_hint: what the user can do against ambiguous lookups.
-    :param before_post: run once it is decided that a POST goes out, before anything is recorded or sent
-        (the video's pre-flight checks); what it raises fails the try with nothing in flight.
+    :param before_post: run once it is decided that a POST goes out, before the POST is recorded or sent (the
+        video's pre-flight checks); what it raises fails the try with nothing in flight (the state store then
+        holds only the request's "no POST got through" record, so a retry creates without looking first).
     """
 
     kind: str
@@ -363,11 +364,12 @@ def _create(
                 spec.ambiguity_hint,
             )
 
-    spec.before_post()
     if store is not None and record is None:
-        # Before any request: a later try that finds only this knows no POST of this task got through, and
-        # creates without looking (a lookup by fields could take another pipeline's video).
+        # Before any request, the checks before upload included: a later try that finds only this knows no POST
+        # of this task got through, and creates without looking (a lookup by fields could take another
+        # pipeline's video; without it, a retry after a source that did not answer would look for a grace period).
         store.set(spec.state_key, {"request": fingerprint})
+    spec.before_post()
     known_ids = spec.snapshot()
     posted_local = clock()
     posted_after = spec.server_clock.floor_at(posted_local)

@@ -5,6 +5,7 @@ posts nothing; what was measured is logged, pushed as XCom and named again if th
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,6 +209,33 @@ def test_a_retry_that_reattaches_checks_nothing(aiontheball_conn: Any, files: Se
     assert again["id"] == first["id"]
     assert files.seen.requests == [], "the video exists: its source is not fetched again"
     assert len(posts(aiontheball_conn)) == 1
+
+
+def test_a_retry_after_a_source_that_did_not_answer_creates_without_looking(
+    aiontheball_conn: Any, files: Server
+) -> None:
+    """The failed check left the "no POST got through" record: the retry neither searches the listing for an
+    earlier try's video (a grace period of requests and waiting) nor takes another pipeline's."""
+    store = RecordingStateStore()
+    url = source(files, "match-11min.mp4")
+    run_start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)  # known: a retry could look since then
+    files.refuse_connections()
+    try:
+        with pytest.raises(PreflightUnavailableError) as raised:
+            create(url, preflight=True).execute(durable_context(store, 1, run_started=run_start))
+    finally:
+        files.accept_connections()
+    assert not isinstance(raised.value, AirflowFailException), "a source that did not answer may answer a retry"
+    assert posts(aiontheball_conn) == []
+    listings = len(api_requests(aiontheball_conn, "GET", "/videos"))
+
+    created = create(url, preflight=True, commit_grace_period=5).execute(
+        durable_context(store, 2, run_started=run_start)
+    )
+
+    assert [post["body"]["title"] for post in posts(aiontheball_conn)] == [created["title"]]
+    # One listing: the snapshot taken right before the POST. A lookup would list again and again.
+    assert len(api_requests(aiontheball_conn, "GET", "/videos")) - listings <= 1
 
 
 def test_a_video_ending_in_error_names_the_requirements_and_the_figures(aiontheball_conn: Any, files: Server) -> None:
