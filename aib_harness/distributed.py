@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from aib_harness.airflow import AirflowHarness, HarnessConfig
-from aib_harness.logs import find_secrets, read_log_lines
+from aib_harness.logs import find_secrets, never_started, read_log_lines
 from aib_harness.processes import HarnessError, ManagedProcess, free_port, port_open, process_table
 from aib_harness.report import RunReport
 
@@ -714,15 +714,24 @@ class Drills:
         ti = tis.get(key, {})
         return ti.get("state") == "success" and ti.get("try_number") == try_number
 
-    def _trigger_logs(self, key: tuple[str, int]) -> dict[int, list[str]]:
-        """TriggererJob id -> the messages that job's trigger logged for this task (all tries)."""
-        directory = (
+    def _task_log_dir(self, key: tuple[str, int]) -> Path:
+        return (
             self.harness.task_log_dir
             / f"dag_id={self.config.dag_id}"
             / f"run_id={self.run_id}"
             / f"task_id={key[0]}"
             / f"map_index={key[1]}"
         )
+
+    def _first_try_never_started(self, label: str) -> bool:
+        """Whether the task's first try never began to execute (no execution start in its log, or no log)."""
+        task_id, _, index = label.partition("[")
+        path = self._task_log_dir((task_id, int(index.rstrip("]")))) / "attempt=1.log"
+        return never_started(read_log_lines(path) if path.exists() else [])
+
+    def _trigger_logs(self, key: tuple[str, int]) -> dict[int, list[str]]:
+        """TriggererJob id -> the messages that job's trigger logged for this task (all tries)."""
+        directory = self._task_log_dir(key)
         found: dict[int, list[str]] = {}
         for path in sorted(directory.glob("attempt=*.log.trigger.*.log")):
             if match := TRIGGER_LOG.match(path.name):
@@ -891,6 +900,14 @@ class Drills:
             f"{t}[{m}]": int(v["try_number"]) - 1 for (t, m), v in tis.items() if int(v["try_number"] or 0) > 1
         }
         allowed = set(self.notes.get("worker_kill_tasks", []))
+        # A task the killed worker had taken from the broker in the instant between the snapshot above and the
+        # SIGKILL: its first try never began to execute (none of our code ran), so its retry is the kill's too.
+        lost_unstarted = (
+            {label for label in extra_tries if label not in allowed and self._first_try_never_started(label)}
+            if "worker-kill" in drills
+            else set()
+        )
+        allowed |= lost_unstarted
         self.figures |= {
             "matches_completed": completed,
             "matches_expected": expected,
@@ -916,7 +933,12 @@ class Drills:
             "run",
             "no task needed a retry but those the killed worker ran",
             set(extra_tries) <= allowed,
-            f"tasks with retries: {extra_tries or 'none'}",
+            f"tasks with retries: {extra_tries or 'none'}"
+            + (
+                f"; first try never started (taken by the killed worker): {sorted(lost_unstarted)}"
+                if lost_unstarted
+                else ""
+            ),
         )
         leaks = find_secrets(
             self.harness.workdir, [self.harness.config.token, self.notes.get("rotation", {}).get("new", "")]

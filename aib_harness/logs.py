@@ -76,6 +76,11 @@ def seconds_between(start: dt.datetime | None, end: dt.datetime | None) -> float
 # --------------------------------------------------------------------------------------------------
 
 
+def never_started(lines: Sequence[LogLine]) -> bool:
+    """Whether a try's task log shows no execution start (a task handed to a worker that died before running it)."""
+    return not any(mark in line.message for line in lines for mark in EXECUTION_START_MARKS)
+
+
 def find_secrets(root: Path, secrets_: Iterable[str], patterns: Iterable[re.Pattern[bytes]] = ()) -> list[str]:
     """Files under ``root`` that contain any of ``secrets_`` or match any of ``patterns`` (secrets whose value is
     not known here, such as a signature made in a worker), as ``path: which``; the secret is not shown."""

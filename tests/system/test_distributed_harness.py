@@ -17,7 +17,7 @@ from aib_harness.distributed import (
     longest_gap,
     match_conf,
 )
-from aib_harness.logs import find_secrets
+from aib_harness.logs import find_secrets, never_started, read_log_lines
 from airflow_provider_aiontheball.hooks.aiontheball import AIOnTheBallHook
 from airflow_provider_aiontheball.triggers.video import AIOnTheBallVideoTrigger
 from airflow_provider_aiontheball.waiting import utc_timestamp
@@ -72,6 +72,29 @@ def test_find_secrets_finds_a_signature_in_clear_by_its_pattern(tmp_path):
 
     assert found == [f"{tmp_path / 'task.log'}: pattern {pattern.pattern!r}"]
     assert signature not in " ".join(found)
+
+
+@pytest.mark.parametrize(
+    ("content", "started"),
+    [
+        pytest.param("", False, id="empty-log-of-a-task-lost-before-it-ran"),
+        pytest.param(
+            '{"timestamp":"2026-12-08T02:53:21.037765Z","level":"info","event":"::group::Pre Execute","logger":"task"}\n',
+            True,
+            id="airflow-3.2+-execution-start",
+        ),
+        pytest.param(
+            '{"timestamp":"2026-12-08T02:53:21.065110Z","level":"info","event":"DAG bundles loaded: dags-folder"}\n',
+            True,
+            id="airflow-3.0-3.1-execution-start",
+        ),
+    ],
+)
+def test_a_try_that_never_started_is_told_from_one_that_ran(tmp_path, content, started):
+    log = tmp_path / "attempt=1.log"
+    log.write_text(content)
+
+    assert never_started(read_log_lines(log)) is not started
 
 
 def test_matches_have_distinct_urls_and_titles():
