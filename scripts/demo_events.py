@@ -218,7 +218,9 @@ class EventDemo:
         return (
             self.start_report.state == "success"
             and bool(self.rows)
-            and all(len(row.results_tasks) == 1 for row in self.rows)
+            # A repeat is the documented cost of picking up the events Airflow 3.0-3.3 leave unattached
+            # (the example's stranded_events): stored again by the next run, never a third time.
+            and all(1 <= len(row.results_tasks) <= 2 for row in self.rows)
             and all(report.state == "success" for report in self.results_reports)
         )
 

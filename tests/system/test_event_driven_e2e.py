@@ -87,21 +87,26 @@ def test_the_start_dag_ran_without_waiting(demo: EventDemo) -> None:
     assert analysis_posts[-1] < video_posts[0] + 3 * demo.harness.video_step_seconds
 
 
-def test_each_analysis_was_stored_by_exactly_one_results_task(demo: EventDemo) -> None:
-    """One successful fetch_results task instance per analysis (over all results runs), and its files."""
+def test_each_analysis_was_stored_by_a_results_task(demo: EventDemo) -> None:
+    """A successful fetch_results task instance per analysis (over all results runs), and its files.
+
+    At most one repeat: a run that picks up the events Airflow 3.0-3.3 left unattached (the example's
+    ``stranded_events``, apache/airflow#54659) stores an analysis the next run is given again; the example
+    documents that repeat (its files are rewritten). Seen on 3.0.6 in CI once the e2e files ran side by side.
+    """
     assert demo.results_reports, "no results run"
     assert {r.state for r in demo.results_reports} == {"success"}
     for row in demo.rows:
-        assert len(row.results_tasks) == 1, (row.analysis_id, row.results_tasks)
+        assert 1 <= len(row.results_tasks) <= 2, (row.analysis_id, row.results_tasks)
         names = sorted(Path(path).name for path in row.files)
         assert names == [f"analysis_{row.analysis_id}_events.json", f"analysis_{row.analysis_id}_summary.json"]
         for path in row.files:
             assert Path(path).is_file(), path
             assert Path(path).stat().st_size > 0, path
             assert Path(path).parent == demo.harness.workdir / "results", "the demo's results path (parse-time env)"
-    # Every results task instance stored one of these analyses: none for anything else, none twice.
+    # Every results task instance stored one of these analyses: none for anything else.
     stored = [task for report in demo.results_reports for task in report.tasks_named("fetch_results")]
-    assert len(stored) == len(demo.rows)
+    assert len(stored) == sum(len(row.results_tasks) for row in demo.rows)
 
 
 def test_results_runs_started_after_the_analyses_finished(demo: EventDemo) -> None:
