@@ -32,6 +32,7 @@ __all__ = [
     "PokeReturnValue",
     "conf",
     "mask_secret",
+    "mask_url_secrets",
 ]
 
 #: name → its modules, newest Airflow first (Airflow 3.2+ / 3.0+, then Airflow 2 and 3.0-3.1).
@@ -59,3 +60,13 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value  # resolved once
         return value
     raise ImportError(f"cannot import {name!r} from any of {', '.join(modules)}")
+
+
+def mask_url_secrets(url: Any) -> None:
+    """Register the secret parts of ``url`` (its query, the longer query values, credentials) with Airflow's
+    secrets masker: log lines and rendered fields then show ``***`` for them."""
+    from airflow_provider_aiontheball.validation import url_secrets
+
+    mask = __getattr__("mask_secret")
+    for secret in url_secrets(url):
+        mask(secret)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_aiontheball import _airflow
 from airflow_provider_aiontheball.defaults import (
     DEFAULT_PRESIGN_EXPIRES_IN,
     MAX_PRESIGN_EXPIRES_IN,
@@ -52,7 +53,6 @@ __all__ = [
     "ObjectSource",
     "blob_sas_url",
     "gcs_signed_url",
-    "mask_url_secrets",
     "parse_source",
     "presign",
     "require_filesystem",
@@ -245,16 +245,6 @@ def resolve_conn_id(source: ObjectSource, conn_id: str | None, field: str = "sou
     return conn_id or source.conn_id or DEFAULT_CONN_IDS[source.store]
 
 
-def mask_url_secrets(url: Any) -> None:
-    """Register the secret parts of ``url`` (its query, the longer query values, credentials) with Airflow's
-    secrets masker: log lines and rendered fields then show ``***`` for them."""
-    from airflow_provider_aiontheball import _airflow
-    from airflow_provider_aiontheball.validation import url_secrets
-
-    for secret in url_secrets(url):
-        _airflow.mask_secret(secret)
-
-
 # -- presigning ---------------------------------------------------------------------------------------
 
 
@@ -292,7 +282,7 @@ def presign(
     else:
         service = hooks.WasbHook(wasb_conn_id=conn_id).blob_service_client
         url = blob_sas_url(service, source.bucket, source.key, expires_in, account=source.account, conn_id=conn_id)
-    mask_url_secrets(url)  # before anything can log it
+    _airflow.mask_url_secrets(url)  # before anything can log it
     if log is not None:
         log.info(
             "Presigned %s with connection %r, valid for %s s (the API downloads it after the POST).",

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import tenacity
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook
 
+from airflow_provider_aiontheball import _airflow
 from airflow_provider_aiontheball.defaults import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
@@ -67,7 +68,7 @@ from airflow_provider_aiontheball.hooks._client import (
     safe_url,
     transport_error,
 )
-from airflow_provider_aiontheball.validation import hide_url_queries_in_http_logs, url_secrets
+from airflow_provider_aiontheball.validation import hide_url_queries_in_http_logs
 
 if TYPE_CHECKING:
     import aiohttp
@@ -354,8 +355,7 @@ class AIOnTheBallHook(_AIOnTheBallHookBase):
                     status = response.status_code
                     if stream_to is not None and status in _REDIRECTS:
                         url = redirect_target(settings, request, url, status, response.headers.get("Location"), hops)
-                        for secret in url_secrets(url):  # a CDN's signature: masked in every log line, urllib3's too
-                            mask_secret(secret)
+                        _airflow.mask_url_secrets(url)  # a CDN's signature: masked in every log line, urllib3's too
                         self.log.info("%s: the download is served from %s", request.display, safe_url(url))
                         params, body, headers = None, None, {"User-Agent": USER_AGENT}  # never the token
                         continue

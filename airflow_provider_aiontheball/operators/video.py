@@ -193,9 +193,9 @@ class AIOnTheBallCreateVideoOperator(CreateTask):
         # Mask the URL's secret parts on every assignment, so on every rendering path (mapped tasks too):
         # docs/internals.md, "Masking a presigned URL".
         if isinstance(value, str) and ("?" in value or "@" in value):
-            from airflow_provider_aiontheball.sources import mask_url_secrets
+            from airflow_provider_aiontheball import _airflow
 
-            mask_url_secrets(value)
+            _airflow.mask_url_secrets(value)
         self._video_file_url = value
 
     def execute(self, context: Context) -> dict[str, Any]:
